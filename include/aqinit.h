@@ -1,0 +1,332 @@
+/**
+ * @file aqinit.h
+ * @brief libaqinit — additive quantization of LLM weights to 2–3 bits per parameter,
+ *        with output-aware EM (OA-EM) codebook initialisation.
+ *
+ * This is the only public header. It compiles alone as C99 and as C++.
+ *
+ * @section conventions Conventions
+ * - Every function that can fail returns an `int` status: ::AQ_OK (0) or a negative
+ *   `AQ_ERR_*` code. Codes are pinned forever; aq_strerror() names them and
+ *   aq_context_last_error() gives the detailed message of the last failure.
+ * - Handles are opaque, created by `aq_*_create` (out-parameter first) and released by
+ *   `aq_*_free`, which accepts NULL. A handle created from a context keeps a pointer to it:
+ *   free every handle before its context.
+ * - A failing call leaves every handle exactly as it was before the call.
+ * - Matrices are float32, row-major, with an explicit leading dimension `ld` (elements
+ *   between the starts of consecutive rows, ld >= number of columns). Sizes are int64_t.
+ * - Callbacks take `void *userdata` last.
+ * - No variadic functions; every compile-time constant has a run-time twin
+ *   (aq_constant()) so that FFI users (Python ctypes) need not parse this header.
+ *
+ * @section threads Thread safety
+ * - Distinct handles may be used from distinct threads freely.
+ * - One ::aq_context may be shared by several threads: its settings are read atomically
+ *   with respect to the setters, its last-error message is protected by a lock (with
+ *   concurrent failures it holds the latest one), and operations that use its thread pool
+ *   from several host threads at once take turns.
+ * - aq_hessian_add() and aq_hessian_merge() (as destination) may be called concurrently on
+ *   one ::aq_hessian; every other function that modifies a handle requires exclusive use of
+ *   that handle. Read-only functions (`const` handle) may run concurrently with each other.
+ * - Log and progress callbacks are called from the thread that called the library
+ *   function, never from a pool worker, and never concurrently for one operation.
+ */
+#ifndef AQINIT_H
+#define AQINIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aqinit_version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Marks an exported function. The library's own build defines AQ_BUILDING_LIBRARY. */
+#ifndef AQ_API
+#  if defined(_WIN32) && defined(AQ_BUILDING_LIBRARY)
+#    define AQ_API __declspec(dllexport)
+#  elif defined(__GNUC__) && defined(AQ_BUILDING_LIBRARY)
+#    define AQ_API __attribute__((visibility("default")))
+#  else
+#    define AQ_API
+#  endif
+#endif
+
+/* ------------------------------------------------------------------------------------------ */
+/** @name Version */
+/**@{*/
+/** Run-time version number, AQ_VERSION_NUMBER of the library actually loaded. */
+AQ_API uint32_t aq_version(void);
+/** Run-time version string, e.g. "0.1.0". */
+AQ_API const char *aq_version_string(void);
+/**@}*/
+
+/* ------------------------------------------------------------------------------------------ */
+/** @name Status codes (values pinned forever; new codes get new values) */
+/**@{*/
+#define AQ_OK                 0   /**< success */
+#define AQ_ERR_INVALID_ARG   -1   /**< NULL pointer, value out of range, unknown option */
+#define AQ_ERR_SHAPE         -2   /**< sizes that do not fit together */
+#define AQ_ERR_OVERFLOW      -3   /**< a size computation would overflow */
+#define AQ_ERR_NOMEM         -4   /**< allocation failed */
+#define AQ_ERR_NONFINITE     -5   /**< NaN or Inf in the input */
+#define AQ_ERR_NOT_PSD       -6   /**< a Hessian (block) is not symmetric positive (semi)definite */
+#define AQ_ERR_FORMAT        -7   /**< malformed, truncated, corrupted or foreign file */
+#define AQ_ERR_IO            -8   /**< the operating system failed to read or write a file */
+#define AQ_ERR_CANCELLED     -9   /**< a progress callback asked to stop */
+#define AQ_ERR_CALLBACK     -10   /**< a host callback reported an error */
+#define AQ_ERR_UNSUPPORTED  -11   /**< valid request this build or version cannot do */
+#define AQ_ERR_INTERNAL     -12   /**< a numerical kernel failed unexpectedly */
+#define AQ_ERR_THREAD       -13   /**< a thread could not be created */
+/**@}*/
+
+/** Name and short description of a status code (static string, never NULL). */
+AQ_API const char *aq_strerror(int status);
+
+/**
+ * Run-time twin of every compile-time constant of this header: looks up @p name
+ * (e.g. "AQ_ERR_SHAPE", "AQ_OPT_EM_MAX_ROUNDS", "AQ_VERSION_NUMBER") and writes its value.
+ * @return ::AQ_OK, or ::AQ_ERR_INVALID_ARG for an unknown name.
+ */
+AQ_API int aq_constant(int64_t *value, const char *name);
+
+/* ------------------------------------------------------------------------------------------ */
+/** @name Context: threads, seed, allocator, callbacks, last error */
+/**@{*/
+typedef struct aq_context aq_context;
+
+/** Custom allocator, fixed when the context is created. Allocations need no alignment
+ *  beyond malloc's; the library aligns internally. */
+typedef struct aq_allocator {
+    void *(*alloc)(size_t size, void *userdata); /**< return NULL on failure */
+    void (*free)(void *ptr, void *userdata);     /**< ptr is never NULL */
+    void *userdata;
+} aq_allocator;
+
+#define AQ_LOG_ERROR 0
+#define AQ_LOG_WARN  1
+#define AQ_LOG_INFO  2
+#define AQ_LOG_DEBUG 3
+
+/** Log sink; @p message is valid only during the call. */
+typedef void (*aq_log_fn)(int32_t level, const char *message, void *userdata);
+
+/** What a progress callback is told. Read only fields below struct_size. */
+typedef struct aq_progress {
+    uint32_t struct_size;   /**< sizeof(aq_progress) of the library that filled it */
+    int32_t stage;          /**< e.g. codebook index m during initialisation */
+    int32_t n_stages;       /**< number of stages of the operation */
+    int32_t round;          /**< iteration within the stage (0 = after seeding) */
+    const char *operation;  /**< e.g. "init.kmeans", "init.oaem", "init.joint" */
+    double objective;       /**< the current objective of the stage */
+} aq_progress;
+
+/** Progress callback: return 0 to go on, non-zero to cancel (the operation then returns
+ *  ::AQ_ERR_CANCELLED and leaves its handles valid and unchanged). */
+typedef int (*aq_progress_fn)(const aq_progress *progress, void *userdata);
+
+/** Create a context with the default allocator, 1 thread and seed 0. */
+AQ_API int aq_context_create(aq_context **out);
+/** Create a context whose every allocation goes through @p allocator (copied). */
+AQ_API int aq_context_create_with_allocator(aq_context **out, const aq_allocator *allocator);
+/** Free a context (NULL is fine). Its handles must have been freed. */
+AQ_API void aq_context_free(aq_context *ctx);
+
+/** Number of threads of the context's pool; 0 means the number of online CPUs.
+ *  Results depend on the seed and the thread count, nothing else. */
+AQ_API int aq_context_set_threads(aq_context *ctx, int32_t n_threads);
+AQ_API int32_t aq_context_get_threads(const aq_context *ctx);
+/** Seed of every random choice the library makes. */
+AQ_API int aq_context_set_seed(aq_context *ctx, uint64_t seed);
+AQ_API uint64_t aq_context_get_seed(const aq_context *ctx);
+/** Messages at @p max_level or more important go to @p fn (NULL: no logging, the default). */
+AQ_API int aq_context_set_log_callback(aq_context *ctx, aq_log_fn fn, int32_t max_level,
+                                       void *userdata);
+/** Progress callback (NULL: none). */
+AQ_API int aq_context_set_progress_callback(aq_context *ctx, aq_progress_fn fn, void *userdata);
+/** Message of the last failure on this context ("" if none). Valid until the next failing
+ *  call on the context; copy it with aq_context_copy_last_error() when threads share it. */
+AQ_API const char *aq_context_last_error(const aq_context *ctx);
+/** Copy the last message into @p buf (always NUL-terminated when size > 0). Returns the
+ *  status of that failure (::AQ_OK if none). */
+AQ_API int aq_context_copy_last_error(const aq_context *ctx, char *buf, size_t size);
+/** Forget the last failure. */
+AQ_API void aq_context_clear_error(aq_context *ctx);
+/**@}*/
+
+/* ------------------------------------------------------------------------------------------ */
+/** @name Options: one handle, typed setters keyed by pinned enum values */
+/**@{*/
+typedef struct aq_options aq_options;
+
+/** Option keys (pinned). Each algorithm reads the keys it needs and ignores the others. */
+#define AQ_OPT_INIT_METHOD              100 /**< int: AQ_INIT_GREEDY (default) or AQ_INIT_OA_EM */
+#define AQ_OPT_KMEANS_SEEDING           101 /**< int: AQ_SEEDING_RANDOM_ROWS (default) or AQ_SEEDING_KMEANSPP */
+#define AQ_OPT_KMEANS_MAX_ITER          102 /**< int: Lloyd iterations per codebook, default 100, >= 0 */
+#define AQ_OPT_KMEANS_TOL               103 /**< double: stop when the relative objective change < tol, default 1e-6 */
+#define AQ_OPT_EM_SEEDING               110 /**< int: AQ_EM_SEED_KMEANS (default), AQ_EM_SEED_RANDOM_ROWS, AQ_EM_SEED_KMEANSPP */
+#define AQ_OPT_EM_MAX_ROUNDS            111 /**< int: OA-EM rounds per codebook, default 10, >= 0 */
+#define AQ_OPT_EM_TOL                   112 /**< double: stop when the relative decrease < tol, default 1e-4 */
+#define AQ_OPT_EM_DAMPING               113 /**< double: λ of H_j + λ·mean(diag H)·I, default 0.01 */
+#define AQ_OPT_EM_SCALE_WEIGHTING       114 /**< int: 1 (default) weights tile (p,j) by s_p², 0 as the reference */
+#define AQ_OPT_EM_MSTEP                 115 /**< int: AQ_MSTEP_EXACT (default) or AQ_MSTEP_ADAM */
+#define AQ_OPT_EM_ADAM_STEPS            116 /**< int: Adam steps per M-step, default 100 (reference) */
+#define AQ_OPT_EM_ADAM_LR               117 /**< double: Adam learning rate, default 1e-4 (reference) */
+#define AQ_OPT_EM_JOINT_PASSES          118 /**< int: joint passes over all codebooks after the residual pass, default 0 */
+
+#define AQ_INIT_GREEDY 0 /**< AQLM's greedy residual Euclidean k-means */
+#define AQ_INIT_OA_EM  1 /**< output-aware EM with the Hessian-weighted Mahalanobis distance */
+
+#define AQ_SEEDING_RANDOM_ROWS 0 /**< K distinct random points */
+#define AQ_SEEDING_KMEANSPP    1 /**< k-means++ (D² sampling) */
+
+#define AQ_EM_SEED_KMEANS      0 /**< Euclidean k-means result, as the reference does */
+#define AQ_EM_SEED_RANDOM_ROWS 1
+#define AQ_EM_SEED_KMEANSPP    2
+
+#define AQ_MSTEP_EXACT 0 /**< closed form: one g×g SPD solve per centroid */
+#define AQ_MSTEP_ADAM  1 /**< Adam + cosine schedule, as the reference implementation */
+
+/** Create an options handle holding every default. */
+AQ_API int aq_options_create(aq_options **out, aq_context *ctx);
+AQ_API void aq_options_free(aq_options *opts);
+/** Copy of @p src (same context). */
+AQ_API int aq_options_clone(aq_options **out, const aq_options *src);
+/** Set an integer option; unknown key, wrong type or out-of-range value → ::AQ_ERR_INVALID_ARG
+ *  and the handle unchanged. */
+AQ_API int aq_options_set_int(aq_options *opts, int32_t key, int64_t value);
+/** Set a floating-point option (NaN/Inf → ::AQ_ERR_NONFINITE). */
+AQ_API int aq_options_set_double(aq_options *opts, int32_t key, double value);
+AQ_API int aq_options_get_int(int64_t *value, const aq_options *opts, int32_t key);
+AQ_API int aq_options_get_double(double *value, const aq_options *opts, int32_t key);
+/**@}*/
+
+/* ------------------------------------------------------------------------------------------ */
+/** @name Hessian statistics H = XᵀX / n, accumulated in double */
+/**@{*/
+typedef struct aq_hessian aq_hessian;
+
+/** Create an empty Hessian (n = 0) for @p n_inputs input features. */
+AQ_API int aq_hessian_create(aq_hessian **out, aq_context *ctx, int64_t n_inputs);
+/** Create from a given symmetric matrix @p H (n_inputs × n_inputs, leading dimension @p ld)
+ *  that stands for @p n_samples samples (> 0). Non-finite → ::AQ_ERR_NONFINITE; asymmetric
+ *  or negative diagonal → ::AQ_ERR_NOT_PSD. */
+AQ_API int aq_hessian_create_from_matrix(aq_hessian **out, aq_context *ctx, const double *H,
+                                         int64_t n_inputs, int64_t ld, int64_t n_samples);
+AQ_API void aq_hessian_free(aq_hessian *h);
+/** Add @p n_rows input rows X (n_rows × n_inputs, leading dimension @p ld): the running mean
+ *  becomes H ← (n·H + XᵀX)/(n + n_rows). Any NaN/Inf → ::AQ_ERR_NONFINITE and nothing is
+ *  accumulated. Safe to call concurrently on one handle. */
+AQ_API int aq_hessian_add(aq_hessian *h, const float *X, int64_t n_rows, int64_t ld);
+/** Fold @p src into @p dst as if dst had seen src's samples too (weighted by sample counts). */
+AQ_API int aq_hessian_merge(aq_hessian *dst, const aq_hessian *src);
+AQ_API int64_t aq_hessian_num_inputs(const aq_hessian *h);
+AQ_API int64_t aq_hessian_num_samples(const aq_hessian *h);
+/** Copy H + λ·mean(diag H)·I (full symmetric, n_inputs × n_inputs, leading dimension @p ld). */
+AQ_API int aq_hessian_copy_matrix(const aq_hessian *h, double *out, int64_t ld, double rel_damping);
+/** Copy the diagonal of H + λ·mean(diag H)·I (n_inputs values). */
+AQ_API int aq_hessian_copy_diagonal(const aq_hessian *h, double *out, double rel_damping);
+/** Copy the g×g diagonal block of input group @p group (inputs group·g … group·g+g−1) of
+ *  H + λ·mean(diag H)·I, row-major. */
+AQ_API int aq_hessian_copy_block(const aq_hessian *h, double *out, int64_t group_size,
+                                 int64_t group, double rel_damping);
+/** Save to @p path in the format of docs/formats.md (versioned, checksummed). */
+AQ_API int aq_hessian_save(const aq_hessian *h, const char *path);
+/** Load a file written by aq_hessian_save(). Bad file → ::AQ_ERR_FORMAT, nothing created. */
+AQ_API int aq_hessian_load(aq_hessian **out, aq_context *ctx, const char *path);
+/**@}*/
+
+/* ------------------------------------------------------------------------------------------ */
+/** @name Format of a quantized matrix */
+/**@{*/
+#define AQ_SCALE_NONE             0 /**< no scales (s_p = 1) */
+#define AQ_SCALE_PER_OUTPUT_GROUP 1 /**< one fp16-counted scale per output group (AQLM default) */
+
+#define AQ_MAX_BITS_PER_CODEBOOK 16
+
+/** Shape of a quantized matrix: every g_o×g tile (p, j) is s_p · Σ_m C_m[b(p,j,m)].
+ *  Initialise with aq_format_init(), then change fields. */
+typedef struct aq_format {
+    uint32_t struct_size;      /**< set by aq_format_init() */
+    int32_t num_codebooks;     /**< M >= 1 */
+    int32_t bits_per_codebook; /**< B in 1..16, K = 2^B */
+    int32_t in_group_size;     /**< g >= 1, divides the number of columns */
+    int32_t out_group_size;    /**< g_o >= 1, divides the number of rows */
+    int32_t scale_mode;        /**< AQ_SCALE_* */
+} aq_format;
+
+/** Defaults: 2x8, g = 8, g_o = 1, AQ_SCALE_PER_OUTPUT_GROUP. */
+AQ_API void aq_format_init(aq_format *fmt);
+/** Parse "MxB" optionally followed by "gG" and "oGO", e.g. "2x8g8", "1x16g8o1", "1x8g4". */
+AQ_API int aq_format_parse(aq_format *fmt, const char *text);
+/** Check @p fmt for a rows × cols matrix; @p ctx (may be NULL) receives the message. */
+AQ_API int aq_format_check(aq_context *ctx, const aq_format *fmt, int64_t rows, int64_t cols);
+/** Bits per parameter as AQLM's estimate_nbits_per_parameter (codes, fp16 codebooks, fp16 scales). */
+AQ_API int aq_format_bits_per_parameter(double *bpp, const aq_format *fmt, int64_t rows, int64_t cols);
+/** ρ = N / K^M with N = (rows/g_o)(cols/g) tiles. */
+AQ_API int aq_format_rho(double *rho, const aq_format *fmt, int64_t rows, int64_t cols);
+/**@}*/
+
+/* ------------------------------------------------------------------------------------------ */
+/** @name Quantized matrix (AQLM layout) */
+/**@{*/
+typedef struct aq_quant aq_quant;
+
+/** Create a rows × cols quantized matrix of format @p fmt: codes 0, codebooks 0, scales 1. */
+AQ_API int aq_quant_create(aq_quant **out, aq_context *ctx, const aq_format *fmt, int64_t rows,
+                           int64_t cols);
+AQ_API void aq_quant_free(aq_quant *q);
+/** Deep copy. */
+AQ_API int aq_quant_clone(aq_quant **out, const aq_quant *q);
+AQ_API int aq_quant_get_format(aq_format *fmt, const aq_quant *q);
+AQ_API int64_t aq_quant_rows(const aq_quant *q);
+AQ_API int64_t aq_quant_cols(const aq_quant *q);
+
+/** Codes [rows/g_o][cols/g][M], uint8_t when B <= 8 else uint16_t; *nbytes gets the size. */
+AQ_API void *aq_quant_codes(aq_quant *q, size_t *nbytes);
+/** Codebooks [M][K][g_o][g] float32; *count gets the number of floats. */
+AQ_API float *aq_quant_codebooks(aq_quant *q, size_t *count);
+/** Scales [rows/g_o] float32; *count gets the number of floats. */
+AQ_API float *aq_quant_scales(aq_quant *q, size_t *count);
+/** Copies for FFI users: @p nbytes / @p count must equal the array's size. Copy-in validates
+ *  (codes < K, finite codebooks and scales) and changes nothing on failure. */
+AQ_API int aq_quant_copy_codes_out(const aq_quant *q, void *dst, size_t nbytes);
+AQ_API int aq_quant_copy_codes_in(aq_quant *q, const void *src, size_t nbytes);
+AQ_API int aq_quant_copy_codebooks_out(const aq_quant *q, float *dst, size_t count);
+AQ_API int aq_quant_copy_codebooks_in(aq_quant *q, const float *src, size_t count);
+AQ_API int aq_quant_copy_scales_out(const aq_quant *q, float *dst, size_t count);
+AQ_API int aq_quant_copy_scales_in(aq_quant *q, const float *src, size_t count);
+
+/** Ŵ as float32 rows × cols with leading dimension @p ld. */
+AQ_API int aq_quant_dequantize(const aq_quant *q, float *W_out, int64_t ld);
+/** Relative output error tr(ΔW H ΔWᵀ) / tr(W H Wᵀ) with ΔW = W − Ŵ (H undamped). */
+AQ_API int aq_quant_output_error(double *rel_error, const aq_quant *q, const float *W, int64_t ld,
+                                 const aq_hessian *H);
+/** Weight-space mean squared error ‖W − Ŵ‖²_F / (rows·cols). */
+AQ_API int aq_quant_weight_mse(double *mse, const aq_quant *q, const float *W, int64_t ld);
+/** Save / load in the format of docs/formats.md (versioned, checksummed). */
+AQ_API int aq_quant_save(const aq_quant *q, const char *path);
+AQ_API int aq_quant_load(aq_quant **out, aq_context *ctx, const char *path);
+/**@}*/
+
+/* ------------------------------------------------------------------------------------------ */
+/** @name Codebook initialisation */
+/**@{*/
+/**
+ * Initialise scales, codebooks and codes of @p quant for the weight W (rows × cols of the
+ * quant, leading dimension @p ld) with the method of ::AQ_OPT_INIT_METHOD.
+ * @p H is required for ::AQ_INIT_OA_EM and unused (may be NULL) for ::AQ_INIT_GREEDY.
+ * @p options may be NULL (all defaults). Progress is reported per stage and round, and the
+ * callback can cancel. On failure @p quant is unchanged.
+ */
+AQ_API int aq_init(aq_context *ctx, aq_quant *quant, const float *W, int64_t ld,
+                   const aq_hessian *H, const aq_options *options);
+/**@}*/
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AQINIT_H */

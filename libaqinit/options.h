@@ -1,0 +1,31 @@
+/* The options handle's contents, read by the algorithms. */
+#ifndef AQINIT_OPTIONS_H
+#define AQINIT_OPTIONS_H
+
+#include "internal.h"
+
+typedef struct aqi_options_values {
+    int64_t init_method;
+    int64_t kmeans_seeding;
+    int64_t kmeans_max_iter;
+    double kmeans_tol;
+    int64_t em_seeding;
+    int64_t em_max_rounds;
+    double em_tol;
+    double em_damping;
+    int64_t em_scale_weighting;
+    int64_t em_mstep;
+    int64_t em_adam_steps;
+    double em_adam_lr;
+    int64_t em_joint_passes;
+} aqi_options_values;
+
+struct aq_options {
+    aq_context *ctx;
+    aqi_options_values v;
+};
+
+/* The defaults, for callers that pass options == NULL. */
+void aqi_options_defaults(aqi_options_values *v);
+
+#endif

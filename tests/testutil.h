@@ -1,0 +1,96 @@
+/* Helpers shared by the Check suites: a failing allocator, random data, naive references. */
+#ifndef AQINIT_TESTUTIL_H
+#define AQINIT_TESTUTIL_H
+
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "aqinit.h"
+
+/* An allocator that fails on the k-th allocation (1-based; 0 = never) and counts live blocks. */
+typedef struct failing_allocator {
+    long fail_at;   /* allocation number that fails */
+    long n_allocs;  /* allocations attempted */
+    long live;      /* blocks not yet freed */
+} failing_allocator;
+
+static void *fa_alloc(size_t size, void *ud)
+{
+    failing_allocator *fa = ud;
+    fa->n_allocs++;
+    if (fa->fail_at && fa->n_allocs == fa->fail_at)
+        return NULL;
+    void *p = malloc(size);
+    if (p)
+        fa->live++;
+    return p;
+}
+
+static void fa_free(void *p, void *ud)
+{
+    failing_allocator *fa = ud;
+    fa->live--;
+    free(p);
+}
+
+/* A context that allocates through @p fa. */
+static inline aq_context *tu_failing_context(failing_allocator *fa)
+{
+    aq_allocator a = {fa_alloc, fa_free, fa};
+    aq_context *ctx = NULL;
+    ck_assert_int_eq(aq_context_create_with_allocator(&ctx, &a), AQ_OK);
+    return ctx;
+}
+
+static inline aq_context *tu_context(int threads, uint64_t seed)
+{
+    aq_context *ctx = NULL;
+    ck_assert_int_eq(aq_context_create(&ctx), AQ_OK);
+    ck_assert_int_eq(aq_context_set_threads(ctx, threads), AQ_OK);
+    ck_assert_int_eq(aq_context_set_seed(ctx, seed), AQ_OK);
+    return ctx;
+}
+
+/* Deterministic test data: a small LCG, independent of the library's RNG. */
+static inline double tu_uniform(uint64_t *state)
+{
+    *state = *state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (double)(*state >> 11) * 0x1.0p-53;
+}
+
+static inline double tu_normal(uint64_t *state)
+{
+    double u1 = tu_uniform(state), u2 = tu_uniform(state);
+    if (u1 < 1e-300)
+        u1 = 1e-300;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+static inline float *tu_random_matrix(int64_t rows, int64_t cols, uint64_t seed)
+{
+    float *m = malloc(sizeof(float) * (size_t)(rows * cols));
+    ck_assert_ptr_nonnull(m);
+    for (int64_t i = 0; i < rows * cols; i++)
+        m[i] = (float)tu_normal(&seed);
+    return m;
+}
+
+static inline double tu_rel_diff(double a, double b)
+{
+    double s = fabs(a) > fabs(b) ? fabs(a) : fabs(b);
+    return s == 0 ? 0 : fabs(a - b) / s;
+}
+
+/* Run one suite with the CK_FORK default and return the number of failures. */
+static inline int tu_run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed;
+}
+
+#endif
