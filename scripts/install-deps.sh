@@ -1,0 +1,11 @@
+#!/bin/sh
+# Install the Debian packages libaqinit needs to build, test and benchmark.
+set -e
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+    build-essential g++ meson ninja-build pkg-config libopenblas-dev liblapacke-dev check \
+    python3 python3-numpy python3-pytest valgrind >/dev/null
+echo "dependencies installed"
