@@ -175,6 +175,15 @@ typedef struct aq_options aq_options;
 #define AQ_OPT_EM_ADAM_STEPS            116 /**< int: Adam steps per M-step, default 100 (reference) */
 #define AQ_OPT_EM_ADAM_LR               117 /**< double: Adam learning rate, default 1e-4 (reference) */
 #define AQ_OPT_EM_JOINT_PASSES          118 /**< int: joint passes over all codebooks after the residual pass, default 0 */
+#define AQ_OPT_BEAM_WIDTH               200 /**< int: states kept per row in the beam search, default 1 (coordinate descent), 1..64 */
+#define AQ_OPT_BEAM_RANDOM_ORDER        201 /**< int: 1 sweeps input groups and codebooks in a seeded random order, default 0 */
+#define AQ_OPT_CODEBOOK_UPDATE          210 /**< int: AQ_CODEBOOK_UPDATE_AUTO (default), _EXACT, _ADAM, _NONE */
+#define AQ_OPT_CODEBOOK_EXACT_MAX_DIM   211 /**< int: AUTO uses the exact solve when M·K·g <= this, default 4096 */
+#define AQ_OPT_CODEBOOK_ADAM_STEPS      212 /**< int: Adam steps per codebook update, default 100 (AQLM steps_per_epoch) */
+#define AQ_OPT_CODEBOOK_ADAM_LR         213 /**< double: Adam learning rate, default 1e-4 (AQLM) */
+#define AQ_OPT_UPDATE_SCALES            214 /**< int: 1 (default) re-fits the scales in closed form after each codebook update */
+#define AQ_OPT_MAX_EPOCHS               220 /**< int: epochs of {codebook/scale update, beam pass} in aq_optimize, default 10 */
+#define AQ_OPT_REL_TOL                  221 /**< double: aq_optimize stops when an epoch improves L by less than this fraction, default 0.01 */
 
 #define AQ_INIT_GREEDY 0 /**< AQLM's greedy residual Euclidean k-means */
 #define AQ_INIT_OA_EM  1 /**< output-aware EM with the Hessian-weighted Mahalanobis distance */
@@ -188,6 +197,11 @@ typedef struct aq_options aq_options;
 
 #define AQ_MSTEP_EXACT 0 /**< closed form: one g×g SPD solve per centroid */
 #define AQ_MSTEP_ADAM  1 /**< Adam + cosine schedule, as the reference implementation */
+
+#define AQ_CODEBOOK_UPDATE_AUTO  0 /**< exact when small enough (AQ_OPT_CODEBOOK_EXACT_MAX_DIM), else Adam */
+#define AQ_CODEBOOK_UPDATE_EXACT 1 /**< normal equations of size M·K·g, Cholesky (never increases L) */
+#define AQ_CODEBOOK_UPDATE_ADAM  2 /**< Adam with AQLM's settings (β = (0, 0.95)) on the analytic gradient */
+#define AQ_CODEBOOK_UPDATE_NONE  3 /**< keep the codebooks (scales may still be re-fitted) */
 
 /** Create an options handle holding every default. */
 AQ_API int aq_options_create(aq_options **out, aq_context *ctx);
@@ -323,6 +337,30 @@ AQ_API int aq_quant_load(aq_quant **out, aq_context *ctx, const char *path);
  */
 AQ_API int aq_init(aq_context *ctx, aq_quant *quant, const float *W, int64_t ld,
                    const aq_hessian *H, const aq_options *options);
+/**@}*/
+
+/* ------------------------------------------------------------------------------------------ */
+/** @name Layer optimisation: beam search over codes, codebook and scale updates
+ *  All minimise the layer's output error L = tr((W − Ŵ) H (W − Ŵ)ᵀ) with the undamped H.
+ *  On failure or cancellation @p quant is unchanged. @p options may be NULL (defaults). */
+/**@{*/
+/** One beam-search pass over all codes (AQLM beam_search_xtx semantics): for every input group
+ *  j and codebook m, every row scores all K replacements of its code by the exact change in L
+ *  and keeps the best ::AQ_OPT_BEAM_WIDTH states. A pass never increases L. */
+AQ_API int aq_beam_search(aq_context *ctx, aq_quant *quant, const float *W, int64_t ld,
+                          const aq_hessian *H, const aq_options *options);
+/** Minimise L over the codebooks with the codes fixed (::AQ_OPT_CODEBOOK_UPDATE), then over the
+ *  scales in closed form (::AQ_OPT_UPDATE_SCALES). The exact modes never increase L. */
+AQ_API int aq_update_codebooks(aq_context *ctx, aq_quant *quant, const float *W, int64_t ld,
+                               const aq_hessian *H, const aq_options *options);
+/** Epochs of {aq_update_codebooks, aq_beam_search} until an epoch improves L by less than
+ *  ::AQ_OPT_REL_TOL or after ::AQ_OPT_MAX_EPOCHS. Progress "optimize" once per epoch with the
+ *  relative error; cancellable. */
+AQ_API int aq_optimize(aq_context *ctx, aq_quant *quant, const float *W, int64_t ld,
+                       const aq_hessian *H, const aq_options *options);
+/** aq_init() followed by aq_optimize(). */
+AQ_API int aq_quantize_layer(aq_context *ctx, aq_quant *quant, const float *W, int64_t ld,
+                             const aq_hessian *H, const aq_options *options);
 /**@}*/
 
 #ifdef __cplusplus

@@ -32,6 +32,15 @@ static const option_desc option_table[] = {
     {AQ_OPT_EM_ADAM_STEPS, "AQ_OPT_EM_ADAM_STEPS", OPT_INT, 1, 1e7, 100, F(em_adam_steps)},
     {AQ_OPT_EM_ADAM_LR, "AQ_OPT_EM_ADAM_LR", OPT_DOUBLE, 0, 1e3, 1e-4, F(em_adam_lr)},
     {AQ_OPT_EM_JOINT_PASSES, "AQ_OPT_EM_JOINT_PASSES", OPT_INT, 0, 1e4, 0, F(em_joint_passes)},
+    {AQ_OPT_BEAM_WIDTH, "AQ_OPT_BEAM_WIDTH", OPT_INT, 1, 64, 1, F(beam_width)},
+    {AQ_OPT_BEAM_RANDOM_ORDER, "AQ_OPT_BEAM_RANDOM_ORDER", OPT_INT, 0, 1, 0, F(beam_random_order)},
+    {AQ_OPT_CODEBOOK_UPDATE, "AQ_OPT_CODEBOOK_UPDATE", OPT_INT, 0, 3, AQ_CODEBOOK_UPDATE_AUTO, F(codebook_update)},
+    {AQ_OPT_CODEBOOK_EXACT_MAX_DIM, "AQ_OPT_CODEBOOK_EXACT_MAX_DIM", OPT_INT, 0, 65536, 4096, F(codebook_exact_max_dim)},
+    {AQ_OPT_CODEBOOK_ADAM_STEPS, "AQ_OPT_CODEBOOK_ADAM_STEPS", OPT_INT, 1, 1e7, 100, F(codebook_adam_steps)},
+    {AQ_OPT_CODEBOOK_ADAM_LR, "AQ_OPT_CODEBOOK_ADAM_LR", OPT_DOUBLE, 0, 1e3, 1e-4, F(codebook_adam_lr)},
+    {AQ_OPT_UPDATE_SCALES, "AQ_OPT_UPDATE_SCALES", OPT_INT, 0, 1, 1, F(update_scales)},
+    {AQ_OPT_MAX_EPOCHS, "AQ_OPT_MAX_EPOCHS", OPT_INT, 0, 1e6, 10, F(max_epochs)},
+    {AQ_OPT_REL_TOL, "AQ_OPT_REL_TOL", OPT_DOUBLE, 0, 1, 0.01, F(rel_tol)},
 };
 #undef F
 

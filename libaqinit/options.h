@@ -18,6 +18,15 @@ typedef struct aqi_options_values {
     int64_t em_adam_steps;
     double em_adam_lr;
     int64_t em_joint_passes;
+    int64_t beam_width;
+    int64_t beam_random_order;
+    int64_t codebook_update;
+    int64_t codebook_exact_max_dim;
+    int64_t codebook_adam_steps;
+    double codebook_adam_lr;
+    int64_t update_scales;
+    int64_t max_epochs;
+    double rel_tol;
 } aqi_options_values;
 
 struct aq_options {
