@@ -99,13 +99,18 @@ static int pool_create(aq_context *ctx, int n_threads, aqi_pool **out)
     pthread_cond_init(&pool->done_cv, NULL);
     for (int i = 1; i < n_threads; i++) {
         worker_arg *wa = malloc(sizeof *wa);
-        if (!wa || pthread_create(&pool->threads[pool->n_workers], NULL, worker_main, wa) != 0) {
+        if (!wa) {
+            aqi_pool_destroy(pool);
+            return aqi_fail(ctx, AQ_ERR_NOMEM, "out of memory creating the thread pool");
+        }
+        /* Fill the argument before the thread starts: the worker owns and frees it. */
+        wa->pool = pool;
+        wa->index = i;
+        if (pthread_create(&pool->threads[pool->n_workers], NULL, worker_main, wa) != 0) {
             free(wa);
             aqi_pool_destroy(pool);
             return aqi_fail(ctx, AQ_ERR_THREAD, "could not start thread %d of the pool", i);
         }
-        wa->pool = pool;
-        wa->index = i;
         pool->n_workers++;
     }
     *out = pool;
