@@ -46,4 +46,13 @@ static inline float *aqi_codeword(const aq_quant *q, int m, uint32_t k)
     return q->codebooks + ((size_t)m * (size_t)q->K + k) * (size_t)q->go * (size_t)q->g;
 }
 
+/* Allocate a quant of an already checked format (codes 0, codebooks 0, scales 1). */
+int aqi_quant_new(aq_quant **out, aq_context *ctx, const aq_format *fmt, int64_t rows, int64_t cols);
+/* Copy codes, codebooks and scales between two quants of the same shape and format. */
+void aqi_quant_copy_arrays(aq_quant *dst, const aq_quant *src);
+/* 1 if every code is < K. */
+int aqi_quant_codes_valid(const aq_quant *q, const void *codes);
+/* Ŵ of output groups [p0, p1) into @p out, which points at row p0·g_o (leading dimension ld). */
+void aqi_quant_dequantize_groups(const aq_quant *q, float *out, int64_t ld, int64_t p0, int64_t p1);
+
 #endif
