@@ -1,7 +1,7 @@
 /* Lloyd / EM rounds of one codebook stage (see em.h and docs/algorithms.md eq. 3–5).
  *
  * Determinism: the E-step treats every point independently, the M-step every cluster
- * independently (its points in increasing index order), and the objective is summed over
+ * independently (its points in increasing index order, whatever the split), and the objective is summed over
  * fixed blocks in order; so the results do not depend on the number of threads. */
 #include <lapacke.h>
 #include <math.h>
@@ -64,7 +64,7 @@ int aqi_em_work_init(aqi_em_work *w, aq_context *ctx, const aqi_em_metric *metri
 {
     const int64_t N = metric->n_points, D = metric->D;
     const int64_t n_blocks = (N + AQI_EM_OBJECTIVE_BLOCK - 1) / AQI_EM_OBJECTIVE_BLOCK;
-    size_t bytes_q = 0, bytes_ct, bytes_tables, bytes_codes, bytes_order, bytes_start, bytes_changed,
+    size_t bytes_q = 0, bytes_ct, bytes_tables, bytes_codes, bytes_changed,
            bytes_partials;
     int64_t n_tasks;
     memset(w, 0, sizeof *w);
@@ -78,8 +78,6 @@ int aqi_em_work_init(aqi_em_work *w, aq_context *ctx, const aqi_em_metric *metri
         || aqi_bytes(ctx, &bytes_ct, D * w->Kp, sizeof(float), "centroids")
         || aqi_bytes(ctx, &bytes_tables, (int64_t)w->n_workers * w->Kp, sizeof(float), "tables")
         || aqi_bytes(ctx, &bytes_codes, N, sizeof(int32_t), "codes")
-        || aqi_bytes(ctx, &bytes_order, N, sizeof(int64_t), "order")
-        || aqi_bytes(ctx, &bytes_start, K + 1, sizeof(int64_t), "clusters")
         || aqi_bytes(ctx, &bytes_changed, n_tasks, sizeof(int64_t), "counters")
         || aqi_bytes(ctx, &bytes_partials, n_blocks, sizeof(double), "partial sums"))
         return AQ_ERR_OVERFLOW;
@@ -87,8 +85,6 @@ int aqi_em_work_init(aqi_em_work *w, aq_context *ctx, const aqi_em_metric *metri
         || !(w->CT = aqi_alloc(ctx, bytes_ct))
         || !(w->tables = aqi_alloc(ctx, bytes_tables))
         || !(w->codes_new = aqi_alloc(ctx, bytes_codes))
-        || !(w->order = aqi_alloc(ctx, bytes_order))
-        || !(w->start = aqi_alloc(ctx, bytes_start))
         || !(w->changed = aqi_calloc(ctx, (size_t)n_tasks, sizeof(int64_t)))
         || !(w->partials = aqi_alloc(ctx, bytes_partials ? bytes_partials : sizeof(double)))) {
         aqi_em_work_free(w);
@@ -104,8 +100,6 @@ void aqi_em_work_free(aqi_em_work *w)
     aqi_free(ctx, w->CT);
     aqi_free(ctx, w->tables);
     aqi_free(ctx, w->codes_new);
-    aqi_free(ctx, w->order);
-    aqi_free(ctx, w->start);
     aqi_free(ctx, w->changed);
     aqi_free(ctx, w->partials);
     memset(w, 0, sizeof *w);
@@ -289,50 +283,44 @@ int aqi_em_estep(aqi_em_work *w, const float *R, const float *C, int32_t *codes,
 
 /* ---------------------------------------------------------------- M-step */
 
-/* order/start ← the points of each cluster in increasing index order (counting sort). */
-static void sort_by_code(aqi_em_work *w, const int32_t *codes)
-{
-    const int64_t N = w->metric->n_points, K = w->K;
-    memset(w->start, 0, sizeof(int64_t) * (size_t)(K + 1));
-    for (int64_t i = 0; i < N; i++)
-        w->start[codes[i] + 1]++;
-    for (int64_t k = 0; k < K; k++)
-        w->start[k + 1] += w->start[k];
-    for (int64_t i = 0; i < N; i++)
-        w->order[w->start[codes[i]]++] = i; /* start[k] moves to the end of cluster k */
-    for (int64_t k = K; k > 0; k--)
-        w->start[k] = w->start[k - 1];
-    w->start[0] = 0;
-}
-
-/* Sufficient statistics of cluster k: A = Σ w_i H̃_j(i) (g×g) and Y_t = Σ w_i H̃_j(i) r_i,t for
- * each tile row t (go×g); for the Euclidean metric A = n_k·I and Y = Σ r_i. */
-static void cluster_statistics(const aqi_em_work *w, const float *R, int64_t k, double *A, double *Y)
+/* Sufficient statistics of clusters [k0, k1) in one sequential pass over the points, so every
+ * cluster's sums run in increasing point order whatever the split: the weight W_k = Σ w_i,
+ * Y_k,t = Σ w_i H̃_j(i) r_i,t for each tile row t (go×g) and, for the Mahalanobis metric,
+ * A_k = Σ w_i H̃_j(i) (g×g; for the Euclidean metric A_k = W_k·I is implicit). */
+static void cluster_statistics(const aqi_em_work *w, const float *R, const int32_t *codes, int64_t k0,
+                               int64_t k1, double *weight, double *A, double *Y)
 {
     const aqi_em_metric *m = w->metric;
-    const int64_t g = m->g, D = m->D;
-    memset(A, 0, sizeof(double) * (size_t)(g * g));
-    memset(Y, 0, sizeof(double) * (size_t)D);
-    for (int64_t s = w->start[k]; s < w->start[k + 1]; s++) {
-        const int64_t i = w->order[s];
-        const float *r = R + i * D;
-        const double wt = point_weight(m, i);
-        if (is_mahalanobis(m)) {
-            const double *H = group_block(m, i % m->n_groups);
+    const int64_t g = m->g, D = m->D, J = m->n_groups, P = m->n_points / J;
+    memset(weight, 0, sizeof(double) * (size_t)(k1 - k0));
+    memset(Y, 0, sizeof(double) * (size_t)((k1 - k0) * D));
+    if (A)
+        memset(A, 0, sizeof(double) * (size_t)((k1 - k0) * g * g));
+    for (int64_t p = 0, i = 0; p < P; p++) {
+        const double wt = m->weights ? m->weights[p] : 1.0;
+        for (int64_t j = 0; j < J; j++, i++) {
+            const int64_t k = codes[i];
+            if (k < k0 || k >= k1)
+                continue;
+            const float *r = R + i * D;
+            double *y = Y + (k - k0) * D;
+            weight[k - k0] += wt;
+            if (!is_mahalanobis(m)) {
+                for (int64_t a = 0; a < D; a++)
+                    y[a] += wt * (double)r[a];
+                continue;
+            }
+            const double *H = group_block(m, j);
+            double *Ak = A + (k - k0) * g * g;
             for (int64_t e = 0; e < g * g; e++)
-                A[e] += wt * H[e];
+                Ak[e] += wt * H[e];
             for (int64_t t = 0; t < m->go; t++)
                 for (int64_t a = 0; a < g; a++) {
                     double h_r = 0.0;
                     for (int64_t b = 0; b < g; b++)
                         h_r += H[a * g + b] * (double)r[t * g + b];
-                    Y[t * g + a] += wt * h_r;
+                    y[t * g + a] += wt * h_r;
                 }
-        } else {
-            for (int64_t a = 0; a < D; a++)
-                Y[a] += wt * (double)r[a];
-            for (int64_t a = 0; a < g; a++)
-                A[a * g + a] += wt;
         }
     }
 }
@@ -407,42 +395,47 @@ static void adam_centroid(const aqi_em_metric *m, const aqi_em_params *p, const 
         c[a] = (float)x[a];
 }
 
-static int mstep_range(void *arg, int64_t begin, int64_t end, int worker)
+static int mstep_range(void *arg, int64_t k0, int64_t k1, int worker)
 {
     const em_job *job = arg;
     const aqi_em_work *w = job->w;
     const aqi_em_metric *m = w->metric;
-    const int64_t g = m->g, D = m->D;
-    /* Per-call scratch: A, L (g×g), Y, X (D), Adam state (3D), candidate centroid (D floats). */
-    const size_t n_doubles = (size_t)(2 * g * g + 5 * D);
-    double *buf = aqi_alloc(w->ctx, sizeof(double) * n_doubles + sizeof(float) * (size_t)D);
-    double *A, *L, *Y, *X, *state;
-    float *cand;
+    const int64_t g = m->g, D = m->D, n = k1 - k0;
+    const int64_t per_cluster = 1 + D + (is_mahalanobis(m) ? g * g : 0);
+    /* Statistics of the range, then scratch: A (g×g, Euclidean), L (g×g), X (D), Adam (3D). */
+    double *stats = aqi_alloc(w->ctx, sizeof(double) * (size_t)(n * per_cluster + 2 * g * g + 4 * D)
+                                          + sizeof(float) * (size_t)D);
     (void)worker;
-    if (!buf)
+    if (!stats)
         return AQ_ERR_NOMEM;
-    A = buf;
-    L = A + g * g;
-    Y = L + g * g;
-    X = Y + D;
-    state = X + D;
-    cand = (float *)(state + 3 * D);
-    for (int64_t k = begin; k < end; k++) {
+    double *weight = stats, *Y = weight + n, *A_all = is_mahalanobis(m) ? Y + n * D : NULL;
+    double *A_unit = Y + n * D + (A_all ? n * g * g : 0), *L = A_unit + g * g, *X = L + g * g, *state = X + D;
+    float *cand = (float *)(state + 3 * D);
+    cluster_statistics(w, job->R, job->codes, k0, k1, weight, A_all, Y);
+    for (int64_t k = k0; k < k1; k++) {
         float *c = job->C_out + k * D;
-        if (w->start[k + 1] == w->start[k])
+        const double *y = Y + (k - k0) * D, *A;
+        if (weight[k - k0] == 0.0)
             continue; /* empty cluster keeps its centroid */
-        cluster_statistics(w, job->R, k, A, Y);
+        if (A_all) {
+            A = A_all + (k - k0) * g * g;
+        } else { /* Euclidean: A = W_k·I */
+            memset(A_unit, 0, sizeof(double) * (size_t)(g * g));
+            for (int64_t a = 0; a < g; a++)
+                A_unit[a * g + a] = weight[k - k0];
+            A = A_unit;
+        }
         if (job->params->adam_mstep) {
-            adam_centroid(m, job->params, A, Y, state, c);
+            adam_centroid(m, job->params, A, y, state, c);
             continue;
         }
-        if (!solve_centroid(m, A, Y, L, X, cand))
+        if (!solve_centroid(m, A, y, L, X, cand))
             continue;
         /* Keep the old centroid unless the rounded solution is at least as good. */
-        if (cluster_cost(A, Y, cand, m->go, g) <= cluster_cost(A, Y, c, m->go, g))
+        if (cluster_cost(A, y, cand, m->go, g) <= cluster_cost(A, y, c, m->go, g))
             memcpy(c, cand, sizeof(float) * (size_t)D);
     }
-    aqi_free(w->ctx, buf);
+    aqi_free(w->ctx, stats);
     return AQ_OK;
 }
 
@@ -450,7 +443,6 @@ int aqi_em_mstep(aqi_em_work *w, const aqi_em_params *params, const float *R, fl
                  const int32_t *codes)
 {
     em_job job = {w, params, R, NULL, C, (int32_t *)codes, 0};
-    sort_by_code(w, codes);
     return aqi_parallel_for(w->ctx, w->K, mstep_range, &job);
 }
 

@@ -36,8 +36,6 @@ typedef struct aqi_em_work {
     float *CT;       /* D × Kp transposed centroids */
     float *tables;   /* per worker: Kp scores t_k */
     int32_t *codes_new; /* N proposals of the E-step */
-    int64_t *order;  /* N point indices sorted by code (M-step) */
-    int64_t *start;  /* K + 1 offsets into order */
     int64_t *changed; /* per E-step task */
     double *partials; /* per objective block */
     int n_workers;

@@ -13,8 +13,10 @@ int aqi_seed_random_points(aqi_em_work *w, const float *R, float *C, uint64_t se
 {
     const int64_t N = w->metric->n_points, D = w->metric->D;
     const int64_t distinct = w->K < N ? w->K : N;
-    int64_t *idx = w->order; /* scratch: the M-step rebuilds it */
+    int64_t *idx = aqi_alloc(w->ctx, sizeof(int64_t) * (size_t)N);
     aqi_rng rng;
+    if (!idx)
+        return AQ_ERR_NOMEM;
     aqi_rng_init(&rng, seed, stream);
     for (int64_t i = 0; i < N; i++)
         idx[i] = i;
@@ -29,6 +31,7 @@ int aqi_seed_random_points(aqi_em_work *w, const float *R, float *C, uint64_t se
     /* K > N: the extra centroids repeat points; their clusters stay empty and keep them. */
     for (int64_t k = distinct; k < w->K; k++)
         copy_point(w, R, (int64_t)aqi_rng_below(&rng, (uint64_t)N), C + k * D);
+    aqi_free(w->ctx, idx);
     return AQ_OK;
 }
 
