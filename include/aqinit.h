@@ -98,7 +98,8 @@ AQ_API int aq_constant(int64_t *value, const char *name);
 typedef struct aq_context aq_context;
 
 /** Custom allocator, fixed when the context is created. Allocations need no alignment
- *  beyond malloc's; the library aligns internally. */
+ *  beyond malloc's; the library aligns internally. Both functions must be thread-safe: the
+ *  context's worker threads may allocate concurrently. */
 typedef struct aq_allocator {
     void *(*alloc)(size_t size, void *userdata); /**< return NULL on failure */
     void (*free)(void *ptr, void *userdata);     /**< ptr is never NULL */

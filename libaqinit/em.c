@@ -64,8 +64,7 @@ int aqi_em_work_init(aqi_em_work *w, aq_context *ctx, const aqi_em_metric *metri
 {
     const int64_t N = metric->n_points, D = metric->D;
     const int64_t n_blocks = (N + AQI_EM_OBJECTIVE_BLOCK - 1) / AQI_EM_OBJECTIVE_BLOCK;
-    size_t bytes_q = 0, bytes_ct, bytes_tables, bytes_codes, bytes_changed,
-           bytes_partials;
+    size_t bytes_q = 0, bytes_ct, bytes_tables, bytes_codes, bytes_changed, bytes_partials, bytes_mstep;
     int64_t n_tasks;
     memset(w, 0, sizeof *w);
     w->ctx = ctx;
@@ -74,19 +73,26 @@ int aqi_em_work_init(aqi_em_work *w, aq_context *ctx, const aqi_em_metric *metri
     w->Kp = aqi_assign_padded_k(K);
     w->n_workers = aqi_num_workers(ctx);
     n_tasks = metric->n_groups > w->n_workers ? metric->n_groups : w->n_workers;
+    /* M-step chunk: weight, Y (D) and A (g×g, Mahalanobis) per cluster; then A for the
+     * Euclidean metric, L (g×g), X (D), the Adam state (3D) and a float candidate (≤ D). */
+    w->mstep_max_clusters = (K + w->n_workers - 1) / w->n_workers;
+    w->mstep_stride = w->mstep_max_clusters * (1 + D + (is_mahalanobis(metric) ? metric->g * metric->g : 0))
+                      + 2 * metric->g * metric->g + 5 * D;
     if ((is_mahalanobis(metric) && aqi_bytes(ctx, &bytes_q, N * D, sizeof(float), "residual metric"))
         || aqi_bytes(ctx, &bytes_ct, D * w->Kp, sizeof(float), "centroids")
         || aqi_bytes(ctx, &bytes_tables, (int64_t)w->n_workers * w->Kp, sizeof(float), "tables")
         || aqi_bytes(ctx, &bytes_codes, N, sizeof(int32_t), "codes")
         || aqi_bytes(ctx, &bytes_changed, n_tasks, sizeof(int64_t), "counters")
-        || aqi_bytes(ctx, &bytes_partials, n_blocks, sizeof(double), "partial sums"))
+        || aqi_bytes(ctx, &bytes_partials, n_blocks, sizeof(double), "partial sums")
+        || aqi_bytes(ctx, &bytes_mstep, w->mstep_stride * w->n_workers, sizeof(double), "M-step scratch"))
         return AQ_ERR_OVERFLOW;
     if ((bytes_q && !(w->Q = aqi_alloc(ctx, bytes_q)))
         || !(w->CT = aqi_alloc(ctx, bytes_ct))
         || !(w->tables = aqi_alloc(ctx, bytes_tables))
         || !(w->codes_new = aqi_alloc(ctx, bytes_codes))
         || !(w->changed = aqi_calloc(ctx, (size_t)n_tasks, sizeof(int64_t)))
-        || !(w->partials = aqi_alloc(ctx, bytes_partials ? bytes_partials : sizeof(double)))) {
+        || !(w->partials = aqi_alloc(ctx, bytes_partials ? bytes_partials : sizeof(double)))
+        || !(w->mstep = aqi_alloc(ctx, bytes_mstep))) {
         aqi_em_work_free(w);
         return AQ_ERR_NOMEM;
     }
@@ -102,6 +108,7 @@ void aqi_em_work_free(aqi_em_work *w)
     aqi_free(ctx, w->codes_new);
     aqi_free(ctx, w->changed);
     aqi_free(ctx, w->partials);
+    aqi_free(ctx, w->mstep);
     memset(w, 0, sizeof *w);
 }
 
@@ -234,6 +241,8 @@ static int estep_points_range(void *arg, int64_t begin, int64_t end, int worker)
     const em_job *job = arg;
     aqi_em_work *w = job->w;
     const int64_t D = w->metric->D;
+    if (worker >= w->n_workers)
+        return aqi_fail(w->ctx, AQ_ERR_INTERNAL, "E-step: the thread count changed during the call");
     aqi_assign_argmin(job->R + begin * D, end - begin, D, w->CT, w->tables, D, w->Kp,
                       w->codes_new + begin, 1, NULL);
     w->changed[worker] += commit_codes(job, begin, end - begin, 1);
@@ -249,6 +258,8 @@ static int estep_groups_range(void *arg, int64_t begin, int64_t end, int worker)
     const aqi_em_metric *m = w->metric;
     const int64_t J = m->n_groups, P = m->n_points / J;
     float *table = w->tables + (int64_t)worker * w->Kp;
+    if (worker >= w->n_workers)
+        return aqi_fail(w->ctx, AQ_ERR_INTERNAL, "E-step: the thread count changed during the call");
     for (int64_t j = begin; j < end; j++) {
         score_table(w, group_block(m, j), job->C, table);
         aqi_assign_argmin(w->Q + j * m->D, P, J * m->D, w->CT, table, m->D, w->Kp, w->codes_new + j,
@@ -401,13 +412,9 @@ static int mstep_range(void *arg, int64_t k0, int64_t k1, int worker)
     const aqi_em_work *w = job->w;
     const aqi_em_metric *m = w->metric;
     const int64_t g = m->g, D = m->D, n = k1 - k0;
-    const int64_t per_cluster = 1 + D + (is_mahalanobis(m) ? g * g : 0);
-    /* Statistics of the range, then scratch: A (g×g, Euclidean), L (g×g), X (D), Adam (3D). */
-    double *stats = aqi_alloc(w->ctx, sizeof(double) * (size_t)(n * per_cluster + 2 * g * g + 4 * D)
-                                          + sizeof(float) * (size_t)D);
-    (void)worker;
-    if (!stats)
-        return AQ_ERR_NOMEM;
+    if (worker >= w->n_workers || n > w->mstep_max_clusters)
+        return aqi_fail(w->ctx, AQ_ERR_INTERNAL, "M-step: the thread count changed during the call");
+    double *stats = w->mstep + (int64_t)worker * w->mstep_stride;
     double *weight = stats, *Y = weight + n, *A_all = is_mahalanobis(m) ? Y + n * D : NULL;
     double *A_unit = Y + n * D + (A_all ? n * g * g : 0), *L = A_unit + g * g, *X = L + g * g, *state = X + D;
     float *cand = (float *)(state + 3 * D);
@@ -435,7 +442,6 @@ static int mstep_range(void *arg, int64_t k0, int64_t k1, int worker)
         if (cluster_cost(A, y, cand, m->go, g) <= cluster_cost(A, y, c, m->go, g))
             memcpy(c, cand, sizeof(float) * (size_t)D);
     }
-    aqi_free(w->ctx, stats);
     return AQ_OK;
 }
 

@@ -38,7 +38,9 @@ typedef struct aqi_em_work {
     int32_t *codes_new; /* N proposals of the E-step */
     int64_t *changed; /* per E-step task */
     double *partials; /* per objective block */
-    int n_workers;
+    double *mstep;    /* per worker: statistics of its clusters and solver scratch */
+    int64_t mstep_stride, mstep_max_clusters;
+    int n_workers;    /* chunks of a parallel loop; ranges check their chunk index against it */
 } aqi_em_work;
 
 int aqi_em_work_init(aqi_em_work *w, aq_context *ctx, const aqi_em_metric *metric, int64_t K);

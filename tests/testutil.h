@@ -9,7 +9,8 @@
 
 #include "aqinit.h"
 
-/* An allocator that fails on the k-th allocation (1-based; 0 = never) and counts live blocks. */
+/* An allocator that fails on the k-th allocation (1-based; 0 = never) and counts live blocks.
+ * Thread-safe (atomic counters), as the library requires of allocators. */
 typedef struct failing_allocator {
     long fail_at;   /* allocation number that fails */
     long n_allocs;  /* allocations attempted */
@@ -19,19 +20,19 @@ typedef struct failing_allocator {
 static void *fa_alloc(size_t size, void *ud)
 {
     failing_allocator *fa = ud;
-    fa->n_allocs++;
-    if (fa->fail_at && fa->n_allocs == fa->fail_at)
+    long n = __atomic_add_fetch(&fa->n_allocs, 1, __ATOMIC_SEQ_CST);
+    if (fa->fail_at && n == __atomic_load_n(&fa->fail_at, __ATOMIC_SEQ_CST))
         return NULL;
     void *p = malloc(size);
     if (p)
-        fa->live++;
+        __atomic_add_fetch(&fa->live, 1, __ATOMIC_SEQ_CST);
     return p;
 }
 
 static void fa_free(void *p, void *ud)
 {
     failing_allocator *fa = ud;
-    fa->live--;
+    __atomic_sub_fetch(&fa->live, 1, __ATOMIC_SEQ_CST);
     free(p);
 }
 
