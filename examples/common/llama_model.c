@@ -1,0 +1,393 @@
+#include "llama_model.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LLM_LINEARS_PER_BLOCK 7
+static const char *const linear_names[LLM_LINEARS_PER_BLOCK] = {"wq", "wk", "wv", "wo", "w1", "w2", "w3"};
+enum { L_WQ, L_WK, L_WV, L_WO, L_W1, L_W2, L_W3 };
+
+typedef struct llm_block {
+    float *rms_att, *rms_ffn;
+    float *linear[LLM_LINEARS_PER_BLOCK];
+} llm_block;
+
+struct llm_model {
+    llm_config cfg;
+    int kv_dim, head_size;
+    float *data; /* every weight, as read from the file */
+    float *embedding, *rms_final, *freq_re, *freq_im, *classifier;
+    llm_block *blocks;
+    /* activations of one window */
+    float *x, *xb, *xb2, *q, *k, *v, *h1, *h3, *att;
+};
+
+/* ---------------------------------------------------------------- loading */
+
+static size_t linear_rows(const llm_model *m, int kind)
+{
+    switch (kind) {
+    case L_WK: case L_WV: return (size_t)m->kv_dim;
+    case L_W1: case L_W3: return (size_t)m->cfg.hidden_dim;
+    default: return (size_t)m->cfg.dim;
+    }
+}
+
+static size_t linear_cols(const llm_model *m, int kind)
+{
+    return kind == L_W2 ? (size_t)m->cfg.hidden_dim : (size_t)m->cfg.dim;
+}
+
+/* Number of floats the header promises, in file order. */
+static size_t expected_floats(const llm_model *m)
+{
+    const size_t d = (size_t)m->cfg.dim, L = (size_t)m->cfg.n_layers, V = (size_t)m->cfg.vocab_size;
+    size_t n = V * d + 2 * L * d + d + (size_t)m->cfg.seq_len * (size_t)m->head_size;
+    for (int kind = 0; kind < LLM_LINEARS_PER_BLOCK; kind++)
+        n += L * linear_rows(m, kind) * linear_cols(m, kind);
+    return n + (m->cfg.shared_classifier ? 0 : V * d);
+}
+
+static int check_config(llm_model *m, const int32_t h[7], char *err, size_t errlen)
+{
+    llm_config *c = &m->cfg;
+    c->dim = h[0], c->hidden_dim = h[1], c->n_layers = h[2], c->n_heads = h[3], c->n_kv_heads = h[4];
+    c->shared_classifier = h[5] > 0;
+    c->vocab_size = h[5] > 0 ? h[5] : -h[5];
+    c->seq_len = h[6];
+    if (c->dim <= 0 || c->dim > 65536 || c->hidden_dim <= 0 || c->hidden_dim > 262144 || c->n_layers <= 0
+        || c->n_layers > 1024 || c->n_heads <= 0 || c->n_kv_heads <= 0 || c->n_heads % c->n_kv_heads != 0
+        || c->dim % c->n_heads != 0 || (c->dim / c->n_heads) % 2 != 0 || c->vocab_size <= 0
+        || c->vocab_size > 1000000 || c->seq_len <= 1 || c->seq_len > 65536) {
+        snprintf(err, errlen, "not a llama2.c version-0 checkpoint (header %d %d %d %d %d %d %d)", h[0], h[1], h[2],
+                 h[3], h[4], h[5], h[6]);
+        return -1;
+    }
+    m->head_size = c->dim / c->n_heads;
+    m->kv_dim = c->dim / c->n_heads * c->n_kv_heads;
+    return 0;
+}
+
+/* Point the named arrays into the flat data, in the file's order. */
+static void map_weights(llm_model *m)
+{
+    const size_t d = (size_t)m->cfg.dim, L = (size_t)m->cfg.n_layers;
+    float *p = m->data;
+    m->embedding = p;
+    p += (size_t)m->cfg.vocab_size * d;
+    for (size_t l = 0; l < L; l++)
+        m->blocks[l].rms_att = p + l * d;
+    p += L * d;
+    for (int kind = 0; kind < L_W1; kind++) { /* wq wk wv wo */
+        const size_t size = linear_rows(m, kind) * linear_cols(m, kind);
+        for (size_t l = 0; l < L; l++)
+            m->blocks[l].linear[kind] = p + l * size;
+        p += L * size;
+    }
+    for (size_t l = 0; l < L; l++)
+        m->blocks[l].rms_ffn = p + l * d;
+    p += L * d;
+    for (int kind = L_W1; kind <= L_W3; kind++) { /* w1 w2 w3 */
+        const size_t size = linear_rows(m, kind) * linear_cols(m, kind);
+        for (size_t l = 0; l < L; l++)
+            m->blocks[l].linear[kind] = p + l * size;
+        p += L * size;
+    }
+    m->rms_final = p;
+    p += d;
+    m->freq_re = p;
+    p += (size_t)m->cfg.seq_len * (size_t)m->head_size / 2;
+    m->freq_im = p;
+    p += (size_t)m->cfg.seq_len * (size_t)m->head_size / 2;
+    m->classifier = m->cfg.shared_classifier ? m->embedding : p;
+}
+
+static int alloc_activations(llm_model *m)
+{
+    const size_t n = (size_t)m->cfg.seq_len, d = (size_t)m->cfg.dim, hd = (size_t)m->cfg.hidden_dim;
+    m->x = malloc(sizeof(float) * n * d);
+    m->xb = malloc(sizeof(float) * n * d);
+    m->xb2 = malloc(sizeof(float) * n * d);
+    m->q = malloc(sizeof(float) * n * d);
+    m->k = malloc(sizeof(float) * n * (size_t)m->kv_dim);
+    m->v = malloc(sizeof(float) * n * (size_t)m->kv_dim);
+    m->h1 = malloc(sizeof(float) * n * hd);
+    m->h3 = malloc(sizeof(float) * n * hd);
+    m->att = malloc(sizeof(float) * n * n);
+    return m->x && m->xb && m->xb2 && m->q && m->k && m->v && m->h1 && m->h3 && m->att ? 0 : -1;
+}
+
+int llm_load(llm_model **out, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    int32_t header[7];
+    long size;
+    llm_model *m = NULL;
+    *out = NULL;
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fread(header, sizeof header, 1, f) != 1 || fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0
+        || fseek(f, (long)sizeof header, SEEK_SET) != 0) {
+        snprintf(err, errlen, "%s: too short for a llama2.c checkpoint", path);
+        goto fail;
+    }
+    if (!(m = calloc(1, sizeof *m)) || check_config(m, header, err, errlen) != 0)
+        goto fail;
+    const size_t n_floats = expected_floats(m);
+    if ((size_t)size != sizeof header + n_floats * sizeof(float)) {
+        snprintf(err, errlen, "%s: %ld bytes, but the header describes %zu", path, size,
+                 sizeof header + n_floats * sizeof(float));
+        goto fail;
+    }
+    m->data = malloc(n_floats * sizeof(float));
+    m->blocks = calloc((size_t)m->cfg.n_layers, sizeof *m->blocks);
+    if (!m->data || !m->blocks || alloc_activations(m) != 0) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        goto fail;
+    }
+    if (fread(m->data, sizeof(float), n_floats, f) != n_floats) {
+        snprintf(err, errlen, "%s: read error", path);
+        goto fail;
+    }
+    fclose(f);
+    map_weights(m);
+    *out = m;
+    return 0;
+fail:
+    fclose(f);
+    llm_free(m);
+    return -1;
+}
+
+void llm_free(llm_model *m)
+{
+    if (!m)
+        return;
+    free(m->data);
+    free(m->blocks);
+    free(m->x);
+    free(m->xb);
+    free(m->xb2);
+    free(m->q);
+    free(m->k);
+    free(m->v);
+    free(m->h1);
+    free(m->h3);
+    free(m->att);
+    free(m);
+}
+
+const llm_config *llm_get_config(const llm_model *m)
+{
+    return &m->cfg;
+}
+
+/* ---------------------------------------------------------------- linear layers */
+
+int llm_num_linears(const llm_model *m)
+{
+    return m->cfg.n_layers * LLM_LINEARS_PER_BLOCK;
+}
+
+void llm_linear_info(const llm_model *m, int index, const char **name, int *rows, int *cols)
+{
+    static _Thread_local char buf[64];
+    const int kind = index % LLM_LINEARS_PER_BLOCK;
+    snprintf(buf, sizeof buf, "layers.%d.%s", index / LLM_LINEARS_PER_BLOCK, linear_names[kind]);
+    if (name)
+        *name = buf;
+    if (rows)
+        *rows = (int)linear_rows(m, kind);
+    if (cols)
+        *cols = (int)linear_cols(m, kind);
+}
+
+int llm_find_linear(const llm_model *m, const char *name)
+{
+    for (int i = 0; i < llm_num_linears(m); i++) {
+        const char *n;
+        llm_linear_info(m, i, &n, NULL, NULL);
+        if (strcmp(n, name) == 0)
+            return i;
+    }
+    return -1;
+}
+
+float *llm_linear_weight(llm_model *m, int index)
+{
+    return m->blocks[index / LLM_LINEARS_PER_BLOCK].linear[index % LLM_LINEARS_PER_BLOCK];
+}
+
+/* ---------------------------------------------------------------- forward */
+
+/* out[t] = x[t] / sqrt(mean(x[t]²) + 1e-5) ⊙ w for each of the n rows. */
+static void rmsnorm(float *out, const float *x, const float *w, int n, int d)
+{
+    for (int t = 0; t < n; t++) {
+        const float *xt = x + (size_t)t * d;
+        double ss = 0.0;
+        for (int i = 0; i < d; i++)
+            ss += (double)xt[i] * xt[i];
+        const float inv = (float)(1.0 / sqrt(ss / d + 1e-5));
+        for (int i = 0; i < d; i++)
+            out[(size_t)t * d + i] = xt[i] * inv * w[i];
+    }
+}
+
+/* Y (n × rows) = X (n × cols) · Wᵀ, after the hook has seen X. */
+static int linear(llm_model *m, int block, int kind, const float *X, float *Y, int n, llm_linear_hook hook,
+                  void *ud)
+{
+    const int rows = (int)linear_rows(m, kind), cols = (int)linear_cols(m, kind);
+    if (hook) {
+        int st = hook(block * LLM_LINEARS_PER_BLOCK + kind, X, n, cols, ud);
+        if (st != 0)
+            return st;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rows, cols, 1.0f, X, cols,
+                m->blocks[block].linear[kind], cols, 0.0f, Y, rows);
+    return 0;
+}
+
+/* Rotary embedding on consecutive pairs (x_{2i}, x_{2i+1}) of every head, at position t:
+ * a rotation by the angle whose cosine and sine are freq_re/freq_im[t][i mod head_size/2]. */
+static void rope(const llm_model *m, float *x, int n, int width)
+{
+    const int half = m->head_size / 2;
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < width; i += 2) {
+            const int f = (i % m->head_size) / 2;
+            const float c = m->freq_re[(size_t)t * half + f], s = m->freq_im[(size_t)t * half + f];
+            float *p = x + (size_t)t * width + i;
+            const float a = p[0], b = p[1];
+            p[0] = a * c - b * s;
+            p[1] = a * s + b * c;
+        }
+}
+
+/* Causal multi-head attention of q, k, v (GQA: query head h reads key/value head
+ * h / (n_heads / n_kv_heads)); the result goes to m->xb2 (n × dim). */
+static void attention(llm_model *m, int n)
+{
+    const int d = m->cfg.dim, hs = m->head_size, kvd = m->kv_dim;
+    const int group = m->cfg.n_heads / m->cfg.n_kv_heads;
+    const float scale = 1.0f / sqrtf((float)hs);
+    for (int h = 0; h < m->cfg.n_heads; h++) {
+        const float *Q = m->q + h * hs, *K = m->k + (h / group) * hs, *V = m->v + (h / group) * hs;
+        /* att = Q Kᵀ / sqrt(hs), n × n */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, hs, scale, Q, d, K, kvd, 0.0f, m->att, n);
+        for (int t = 0; t < n; t++) { /* softmax over positions 0..t */
+            float *row = m->att + (size_t)t * n, mx = row[0];
+            double sum = 0.0;
+            for (int u = 1; u <= t; u++)
+                mx = row[u] > mx ? row[u] : mx;
+            for (int u = 0; u <= t; u++) {
+                row[u] = expf(row[u] - mx);
+                sum += row[u];
+            }
+            for (int u = 0; u <= t; u++)
+                row[u] = (float)(row[u] / sum);
+            for (int u = t + 1; u < n; u++)
+                row[u] = 0.0f;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, n, 1.0f, m->att, n, V, kvd, 0.0f,
+                    m->xb2 + h * hs, d);
+    }
+}
+
+static int block_forward(llm_model *m, int l, int n, llm_linear_hook hook, void *ud)
+{
+    const int d = m->cfg.dim, hd = m->cfg.hidden_dim;
+    const llm_block *b = &m->blocks[l];
+    int st;
+    rmsnorm(m->xb, m->x, b->rms_att, n, d);
+    if ((st = linear(m, l, L_WQ, m->xb, m->q, n, hook, ud)) || (st = linear(m, l, L_WK, m->xb, m->k, n, hook, ud))
+        || (st = linear(m, l, L_WV, m->xb, m->v, n, hook, ud)))
+        return st;
+    rope(m, m->q, n, d);
+    rope(m, m->k, n, m->kv_dim);
+    attention(m, n);
+    if ((st = linear(m, l, L_WO, m->xb2, m->xb, n, hook, ud)))
+        return st;
+    for (size_t i = 0; i < (size_t)n * d; i++)
+        m->x[i] += m->xb[i];
+    rmsnorm(m->xb, m->x, b->rms_ffn, n, d);
+    if ((st = linear(m, l, L_W1, m->xb, m->h1, n, hook, ud)) || (st = linear(m, l, L_W3, m->xb, m->h3, n, hook, ud)))
+        return st;
+    for (size_t i = 0; i < (size_t)n * hd; i++) { /* SwiGLU: silu(w1 x) ⊙ (w3 x) */
+        const float a = m->h1[i];
+        m->h1[i] = a / (1.0f + expf(-a)) * m->h3[i];
+    }
+    if ((st = linear(m, l, L_W2, m->h1, m->xb, n, hook, ud)))
+        return st;
+    for (size_t i = 0; i < (size_t)n * d; i++)
+        m->x[i] += m->xb[i];
+    return 0;
+}
+
+int llm_forward(llm_model *m, const uint16_t *tokens, int n, float *logits, llm_linear_hook hook,
+                void *userdata)
+{
+    const int d = m->cfg.dim;
+    if (n <= 0 || n > m->cfg.seq_len)
+        return -1;
+    for (int t = 0; t < n; t++) {
+        if (tokens[t] >= m->cfg.vocab_size)
+            return -1;
+        memcpy(m->x + (size_t)t * d, m->embedding + (size_t)tokens[t] * d, sizeof(float) * (size_t)d);
+    }
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        int st = block_forward(m, l, n, hook, userdata);
+        if (st)
+            return st;
+    }
+    if (logits) {
+        rmsnorm(m->xb, m->x, m->rms_final, n, d);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m->cfg.vocab_size, d, 1.0f, m->xb, d,
+                    m->classifier, d, 0.0f, logits, m->cfg.vocab_size);
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- perplexity */
+
+int llm_perplexity(llm_model *m, const uint16_t *tokens, size_t n_tokens, int max_windows,
+                   double *mean_nll, size_t *n_predicted)
+{
+    const int seq = m->cfg.seq_len, V = m->cfg.vocab_size;
+    size_t windows = n_tokens / (size_t)seq, count = 0;
+    double total = 0.0;
+    float *logits = malloc(sizeof(float) * (size_t)seq * (size_t)V);
+    if (!logits)
+        return -1;
+    if (max_windows > 0 && (size_t)max_windows < windows)
+        windows = (size_t)max_windows;
+    for (size_t w = 0; w < windows; w++) {
+        const uint16_t *win = tokens + w * (size_t)seq;
+        int st = llm_forward(m, win, seq, logits, NULL, NULL);
+        if (st) {
+            free(logits);
+            return st;
+        }
+        for (int t = 0; t + 1 < seq; t++) { /* position t predicts token t+1: −log softmax */
+            const float *row = logits + (size_t)t * V;
+            double mx = row[0], sum = 0.0;
+            for (int v = 1; v < V; v++)
+                mx = row[v] > mx ? row[v] : mx;
+            for (int v = 0; v < V; v++)
+                sum += exp((double)row[v] - mx);
+            total += mx + log(sum) - (double)row[win[t + 1]];
+            count++;
+        }
+    }
+    free(logits);
+    *mean_nll = count ? total / (double)count : 0.0;
+    *n_predicted = count;
+    return 0;
+}

@@ -1,0 +1,44 @@
+/* A small Llama forward pass for llama2.c "version 0" fp32 checkpoints, on cblas_sgemm.
+ *
+ * The model owns writable copies of its weights, so a host can replace a linear layer by its
+ * dequantized version in place (llm_linear_weight) and run the next layers on the quantized
+ * model, as true-sequential quantization needs. One forward at a time per model. */
+#ifndef AQEX_LLAMA_MODEL_H
+#define AQEX_LLAMA_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct llm_config {
+    int dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len;
+    int shared_classifier; /* 1: the output layer is the token embedding */
+} llm_config;
+
+typedef struct llm_model llm_model;
+
+/* Called before each linear layer with its input X (rows × cols, leading dimension cols).
+ * Return 0 to continue; any other value stops the forward, which returns it. */
+typedef int (*llm_linear_hook)(int linear_index, const float *X, int rows, int cols, void *userdata);
+
+int llm_load(llm_model **out, const char *path, char *err, size_t errlen);
+void llm_free(llm_model *m);
+const llm_config *llm_get_config(const llm_model *m);
+
+/* Linear layers in a fixed order: for each block l, layers.l.{wq, wk, wv, wo, w1, w2, w3}. */
+int llm_num_linears(const llm_model *m);
+void llm_linear_info(const llm_model *m, int index, const char **name, int *rows, int *cols);
+int llm_find_linear(const llm_model *m, const char *name); /* index, or -1 */
+float *llm_linear_weight(llm_model *m, int index);        /* rows × cols, row-major [out][in] */
+
+/* Run tokens[0..n) (n ≤ seq_len) as one window. If @p logits is not NULL it receives
+ * n × vocab_size logits. Returns 0, a hook's non-zero value, or -1 for bad arguments. */
+int llm_forward(llm_model *m, const uint16_t *tokens, int n, float *logits, llm_linear_hook hook,
+                void *userdata);
+
+/* Perplexity protocol of ../shared/bench/README.md: consecutive windows of seq_len tokens
+ * (remainder dropped; at most @p max_windows if > 0), predicting tokens 2..seq_len of each.
+ * Writes the mean negative log-likelihood and the number of predicted tokens. */
+int llm_perplexity(llm_model *m, const uint16_t *tokens, size_t n_tokens, int max_windows,
+                   double *mean_nll, size_t *n_predicted);
+
+#endif
