@@ -1,0 +1,509 @@
+"""Python binding of libaqinit (ctypes + numpy).
+
+Additive quantization of LLM weight matrices with OA-EM codebook initialisation. Arrays go in
+and out as numpy arrays; every failure raises :class:`AqError` carrying the library's status
+code, its name and the detailed message.
+
+    import numpy as np, aqinit
+    ctx = aqinit.Context(threads=2, seed=1)
+    H = aqinit.Hessian(ctx, 512)
+    H.add(np.random.randn(4096, 512).astype(np.float32))
+    q = aqinit.Quant(ctx, "2x8g8", 256, 512)
+    aqinit.init(ctx, q, W, H, aqinit.Options(ctx, INIT_METHOD=aqinit.INIT_OA_EM))
+"""
+import ctypes
+import weakref
+
+import numpy as np
+
+from . import _lib
+from ._lib import lib, Format as _FormatStruct, Progress as _Progress, PROGRESS_FN as _PROGRESS_FN, LOG_FN as _LOG_FN
+
+__all__ = ["AqError", "Context", "Options", "Format", "Hessian", "Quant", "constant", "version", "version_string",
+           "init", "beam_search", "update_codebooks", "optimize", "quantize_layer", "has_algorithm"]
+
+
+def constant(name):
+    """Value of a named library constant (e.g. "AQ_ERR_SHAPE", "AQ_OPT_EM_MAX_ROUNDS")."""
+    value = ctypes.c_int64()
+    if lib.aq_constant(ctypes.byref(value), name.encode()) != 0:
+        raise KeyError(name)
+    return value.value
+
+
+def version():
+    """(major, minor, patch) of the loaded library."""
+    v = lib.aq_version()  # major·10000 + minor·100 + patch
+    return v // 10000, v // 100 % 100, v % 100
+
+
+def version_string():
+    return lib.aq_version_string().decode()
+
+
+# Constants, read from the library so they can never disagree with it. Exposed without the
+# "AQ_" prefix (aqinit.ERR_SHAPE, aqinit.OPT_EM_MAX_ROUNDS, aqinit.INIT_OA_EM, ...).
+_CONSTANT_NAMES = [
+    "AQ_OK", "AQ_ERR_INVALID_ARG", "AQ_ERR_SHAPE", "AQ_ERR_OVERFLOW", "AQ_ERR_NOMEM", "AQ_ERR_NONFINITE",
+    "AQ_ERR_NOT_PSD", "AQ_ERR_FORMAT", "AQ_ERR_IO", "AQ_ERR_CANCELLED", "AQ_ERR_CALLBACK", "AQ_ERR_UNSUPPORTED",
+    "AQ_ERR_INTERNAL", "AQ_ERR_THREAD",
+    "AQ_VERSION_MAJOR", "AQ_VERSION_MINOR", "AQ_VERSION_PATCH", "AQ_VERSION_NUMBER",
+    "AQ_LOG_ERROR", "AQ_LOG_WARN", "AQ_LOG_INFO", "AQ_LOG_DEBUG",
+    "AQ_OPT_INIT_METHOD", "AQ_OPT_KMEANS_SEEDING", "AQ_OPT_KMEANS_MAX_ITER", "AQ_OPT_KMEANS_TOL",
+    "AQ_OPT_EM_SEEDING", "AQ_OPT_EM_MAX_ROUNDS", "AQ_OPT_EM_TOL", "AQ_OPT_EM_DAMPING",
+    "AQ_OPT_EM_SCALE_WEIGHTING", "AQ_OPT_EM_MSTEP", "AQ_OPT_EM_ADAM_STEPS", "AQ_OPT_EM_ADAM_LR",
+    "AQ_OPT_EM_JOINT_PASSES", "AQ_OPT_BEAM_WIDTH", "AQ_OPT_BEAM_RANDOM_ORDER", "AQ_OPT_CODEBOOK_UPDATE",
+    "AQ_OPT_CODEBOOK_EXACT_MAX_DIM", "AQ_OPT_CODEBOOK_ADAM_STEPS", "AQ_OPT_CODEBOOK_ADAM_LR",
+    "AQ_OPT_UPDATE_SCALES", "AQ_OPT_MAX_EPOCHS", "AQ_OPT_REL_TOL",
+    "AQ_INIT_GREEDY", "AQ_INIT_OA_EM", "AQ_SEEDING_RANDOM_ROWS", "AQ_SEEDING_KMEANSPP",
+    "AQ_EM_SEED_KMEANS", "AQ_EM_SEED_RANDOM_ROWS", "AQ_EM_SEED_KMEANSPP", "AQ_MSTEP_EXACT", "AQ_MSTEP_ADAM",
+    "AQ_CODEBOOK_UPDATE_AUTO", "AQ_CODEBOOK_UPDATE_EXACT", "AQ_CODEBOOK_UPDATE_ADAM", "AQ_CODEBOOK_UPDATE_NONE",
+    "AQ_SCALE_NONE", "AQ_SCALE_PER_OUTPUT_GROUP", "AQ_MAX_BITS_PER_CODEBOOK",
+]
+for _name in _CONSTANT_NAMES:
+    try:
+        globals()[_name[3:]] = constant(_name)
+    except KeyError:  # a constant this build does not know
+        pass
+_STATUS_NAMES = {globals()[n[3:]]: n for n in _CONSTANT_NAMES if n.startswith("AQ_ERR_") and n[3:] in globals()}
+
+
+class AqError(Exception):
+    """A libaqinit failure: .status (negative int), .name ("AQ_ERR_SHAPE"), .message."""
+
+    def __init__(self, status, message=""):
+        self.status = status
+        self.name = _STATUS_NAMES.get(status, "AQ_ERR_%d" % -status)
+        self.message = message or lib.aq_strerror(status).decode()
+        super().__init__(f"{self.name}: {self.message}")
+
+
+def _check(status, ctx=None):
+    if status < 0:
+        raise AqError(status, ctx.last_error() if ctx is not None else "")
+    return status
+
+
+def _check_weight(quant, W):
+    """W as (float32 array, ld) after checking it has the quant's shape."""
+    W, ld = _float32_matrix(W, "W")
+    if tuple(W.shape) != tuple(quant.shape):
+        raise AqError(ERR_SHAPE, f"W has shape {tuple(W.shape)}, the quantized matrix {tuple(quant.shape)}")
+    return W, ld
+
+
+def _float32_matrix(a, name):
+    """(array, leading dimension) for a 2-D float32 array, honouring a row stride."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array")
+    if a.dtype != np.float32:
+        raise TypeError(f"{name} must be float32 (got {a.dtype}); convert with .astype(np.float32)")
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (got {a.ndim}-D)")
+    if a.strides[1] != 4 or a.strides[0] % 4 != 0 or a.strides[0] < 4 * a.shape[1]:
+        a = np.ascontiguousarray(a)
+    ld = a.strides[0] // 4 if a.shape[0] > 1 else a.shape[1]
+    return a, max(ld, a.shape[1])
+
+
+class Context:
+    """Threads, seed, callbacks and the last error. Use as a context manager or call close()."""
+
+    def __init__(self, threads=1, seed=0):
+        self._ptr = ctypes.c_void_p()
+        _check(lib.aq_context_create(ctypes.byref(self._ptr)))
+        self._handles = weakref.WeakSet()  # freed before the context
+        self._progress_ref = None
+        self._log_ref = None
+        self._callback_error = None
+        self.threads = threads
+        self.seed = seed
+
+    @property
+    def handle(self):
+        if not self._ptr:
+            raise ValueError("the context is closed")
+        return self._ptr
+
+    def close(self):
+        """Free the context and every handle created with it (they become unusable)."""
+        if self._ptr:
+            for h in list(self._handles):
+                h._release()
+            lib.aq_context_free(self._ptr)
+            self._ptr = ctypes.c_void_p()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    @property
+    def threads(self):
+        return lib.aq_context_get_threads(self.handle)
+
+    @threads.setter
+    def threads(self, n):
+        _check(lib.aq_context_set_threads(self.handle, int(n)), self)
+
+    @property
+    def seed(self):
+        return lib.aq_context_get_seed(self.handle)
+
+    @seed.setter
+    def seed(self, s):
+        _check(lib.aq_context_set_seed(self.handle, int(s)), self)
+
+    def last_error(self):
+        buf = ctypes.create_string_buffer(1024)
+        lib.aq_context_copy_last_error(self.handle, buf, len(buf))
+        return buf.value.decode(errors="replace")
+
+    def set_progress(self, fn):
+        """fn(operation, stage, n_stages, round, objective) -> truthy to cancel; None removes it.
+        An exception in fn cancels the operation and is re-raised by the library call."""
+        if fn is None:
+            self._progress_ref = None
+            _check(lib.aq_context_set_progress_callback(self.handle, ctypes.cast(None, _PROGRESS_FN), None), self)
+            return
+
+        def trampoline(p, _ud):
+            try:
+                info = p.contents
+                op = info.operation.decode() if info.operation else ""
+                return 1 if fn(op, info.stage, info.n_stages, info.round, info.objective) else 0
+            except BaseException as exc:  # noqa: BLE001 — carried back to the caller
+                self._callback_error = exc
+                return 1
+
+        self._progress_ref = _PROGRESS_FN(trampoline)
+        _check(lib.aq_context_set_progress_callback(self.handle, self._progress_ref, None), self)
+
+    def set_log(self, fn, level=None):
+        """fn(level, message) receives messages at `level` (default LOG_INFO) or more important."""
+        if fn is None:
+            self._log_ref = None
+            _check(lib.aq_context_set_log_callback(self.handle, ctypes.cast(None, _LOG_FN), 0, None), self)
+            return
+        self._log_ref = _LOG_FN(lambda lvl, msg, _ud: fn(lvl, msg.decode(errors="replace")))
+        _check(lib.aq_context_set_log_callback(self.handle, self._log_ref, LOG_INFO if level is None else level,
+                                               None), self)
+
+    def _call(self, status):
+        """Check a status, re-raising an exception that a Python callback raised during the call."""
+        err, self._callback_error = self._callback_error, None
+        if err is not None and status == ERR_CANCELLED:
+            raise err
+        return _check(status, self)
+
+
+class _Handle:
+    """A library handle tied to its Context: freed with it at the latest."""
+    _free_fn = None
+
+    def _attach(self, ctx, ptr):
+        self.ctx = ctx
+        self._ptr = ptr
+        ctx._handles.add(self)
+
+    @property
+    def ptr(self):
+        if not getattr(self, "_ptr", None):
+            raise ValueError(f"this {type(self).__name__} is closed (its Context was closed)")
+        return self._ptr
+
+    def _release(self):
+        if getattr(self, "_ptr", None):
+            type(self)._free_fn(self._ptr)
+            self._ptr = None
+
+    def __del__(self):
+        try:
+            self._release()
+        except Exception:
+            pass
+
+
+class Options(_Handle):
+    """Algorithm options: Options(ctx, EM_MAX_ROUNDS=5, INIT_METHOD=INIT_OA_EM, ...)."""
+
+    _free_fn = lib.aq_options_free
+
+    def __init__(self, ctx, **settings):
+        ptr = ctypes.c_void_p()
+        _check(lib.aq_options_create(ctypes.byref(ptr), ctx.handle), ctx)
+        self._attach(ctx, ptr)
+        for key, value in settings.items():
+            self.set(key, value)
+
+    @staticmethod
+    def _key(key):
+        return constant("AQ_OPT_" + key) if isinstance(key, str) else int(key)
+
+    def set(self, key, value):
+        k = self._key(key)
+        if isinstance(value, (float, np.floating)):
+            _check(lib.aq_options_set_double(self.ptr, k, float(value)), self.ctx)
+        else:
+            _check(lib.aq_options_set_int(self.ptr, k, int(value)), self.ctx)
+        return self
+
+    def get(self, key):
+        k, iv, dv = self._key(key), ctypes.c_int64(), ctypes.c_double()
+        if lib.aq_options_get_int(ctypes.byref(iv), self.ptr, k) == 0:
+            return iv.value
+        _check(lib.aq_options_get_double(ctypes.byref(dv), self.ptr, k), self.ctx)
+        return dv.value
+
+
+class Format:
+    """A quantization format, e.g. Format("2x8g8") or Format("1x16g8o1")."""
+
+    def __init__(self, text="2x8g8"):
+        self.struct = _FormatStruct()
+        lib.aq_format_init(ctypes.byref(self.struct))
+        _check(lib.aq_format_parse(ctypes.byref(self.struct), text.encode()))
+        self.text = text
+
+    num_codebooks = property(lambda self: self.struct.num_codebooks)
+    bits_per_codebook = property(lambda self: self.struct.bits_per_codebook)
+    in_group_size = property(lambda self: self.struct.in_group_size)
+    out_group_size = property(lambda self: self.struct.out_group_size)
+
+    def bits_per_parameter(self, rows, cols):
+        out = ctypes.c_double()
+        _check(lib.aq_format_bits_per_parameter(ctypes.byref(out), ctypes.byref(self.struct), rows, cols))
+        return out.value
+
+    def rho(self, rows, cols):
+        out = ctypes.c_double()
+        _check(lib.aq_format_rho(ctypes.byref(out), ctypes.byref(self.struct), rows, cols))
+        return out.value
+
+    def __repr__(self):
+        return f"Format({self.text!r})"
+
+
+class Hessian(_Handle):
+    """Running mean H = XᵀX/n of a layer's inputs, in double."""
+    _free_fn = lib.aq_hessian_free
+
+    def __init__(self, ctx, n_inputs, _ptr=None):
+        if _ptr is None:
+            _ptr = ctypes.c_void_p()
+            _check(lib.aq_hessian_create(ctypes.byref(_ptr), ctx.handle, int(n_inputs)), ctx)
+        self._attach(ctx, _ptr)
+
+    @classmethod
+    def from_matrix(cls, ctx, H, n_samples):
+        H = np.ascontiguousarray(H, dtype=np.float64)
+        if H.ndim != 2 or H.shape[0] != H.shape[1]:
+            raise ValueError("H must be square")
+        ptr = ctypes.c_void_p()
+        _check(lib.aq_hessian_create_from_matrix(ctypes.byref(ptr), ctx.handle, H.ctypes.data, H.shape[0],
+                                                 H.shape[1], int(n_samples)), ctx)
+        return cls(ctx, H.shape[0], ptr)
+
+    @classmethod
+    def load(cls, ctx, path):
+        ptr = ctypes.c_void_p()
+        _check(lib.aq_hessian_load(ctypes.byref(ptr), ctx.handle, str(path).encode()), ctx)
+        return cls(ctx, None, ptr)
+
+    def add(self, X):
+        """Accumulate the rows of X (float32, n_rows × n_inputs)."""
+        X, ld = _float32_matrix(X, "X")
+        if X.shape[1] != self.n_inputs:
+            raise AqError(ERR_SHAPE, f"Hessian.add: X has {X.shape[1]} columns, the Hessian {self.n_inputs} inputs")
+        _check(lib.aq_hessian_add(self.ptr, X.ctypes.data, X.shape[0], ld), self.ctx)
+
+    def merge(self, other):
+        _check(lib.aq_hessian_merge(self.ptr, other.ptr), self.ctx)
+
+    @property
+    def n_inputs(self):
+        return lib.aq_hessian_num_inputs(self.ptr)
+
+    @property
+    def n_samples(self):
+        return lib.aq_hessian_num_samples(self.ptr)
+
+    def matrix(self, damping=0.0):
+        n = self.n_inputs
+        out = np.empty((n, n), dtype=np.float64)
+        _check(lib.aq_hessian_copy_matrix(self.ptr, out.ctypes.data, n, float(damping)), self.ctx)
+        return out
+
+    def diagonal(self, damping=0.0):
+        out = np.empty(self.n_inputs, dtype=np.float64)
+        _check(lib.aq_hessian_copy_diagonal(self.ptr, out.ctypes.data, float(damping)), self.ctx)
+        return out
+
+    def block(self, group_size, group, damping=0.0):
+        out = np.empty((group_size, group_size), dtype=np.float64)
+        _check(lib.aq_hessian_copy_block(self.ptr, out.ctypes.data, int(group_size), int(group), float(damping)),
+               self.ctx)
+        return out
+
+    def save(self, path):
+        _check(lib.aq_hessian_save(self.ptr, str(path).encode()), self.ctx)
+
+
+class Quant(_Handle):
+    """A quantized matrix in AQLM's layout: codes [O/g_o, I/g, M], codebooks [M, K, g_o, g],
+    scales [O/g_o]."""
+
+    _free_fn = lib.aq_quant_free
+
+    def __init__(self, ctx, fmt, rows, cols, _ptr=None):
+        if _ptr is None:
+            _ptr = ctypes.c_void_p()
+            fmt = Format(fmt) if isinstance(fmt, str) else fmt
+            _check(lib.aq_quant_create(ctypes.byref(_ptr), ctx.handle, ctypes.byref(fmt.struct), int(rows),
+                                       int(cols)), ctx)
+        self._attach(ctx, _ptr)
+
+    @classmethod
+    def load(cls, ctx, path):
+        ptr = ctypes.c_void_p()
+        _check(lib.aq_quant_load(ctypes.byref(ptr), ctx.handle, str(path).encode()), ctx)
+        return cls(ctx, None, 0, 0, ptr)
+
+    def clone(self):
+        ptr = ctypes.c_void_p()
+        _check(lib.aq_quant_clone(ctypes.byref(ptr), self.ptr), self.ctx)
+        return Quant(self.ctx, None, 0, 0, ptr)
+
+    @property
+    def format(self):
+        f = Format.__new__(Format)
+        f.struct = _FormatStruct()
+        lib.aq_format_init(ctypes.byref(f.struct))
+        _check(lib.aq_quant_get_format(ctypes.byref(f.struct), self.ptr), self.ctx)
+        s = f.struct
+        f.text = f"{s.num_codebooks}x{s.bits_per_codebook}g{s.in_group_size}o{s.out_group_size}"
+        return f
+
+    @property
+    def shape(self):
+        return lib.aq_quant_rows(self.ptr), lib.aq_quant_cols(self.ptr)
+
+    def _shapes(self):
+        f, (rows, cols) = self.format.struct, self.shape
+        P, J = rows // f.out_group_size, cols // f.in_group_size
+        K = 1 << f.bits_per_codebook
+        code_type = np.uint8 if f.bits_per_codebook <= 8 else np.uint16
+        return (P, J, f.num_codebooks), code_type, (f.num_codebooks, K, f.out_group_size, f.in_group_size), (P,)
+
+    @property
+    def codes(self):
+        shape, dtype, _, _ = self._shapes()
+        out = np.empty(shape, dtype=dtype)
+        _check(lib.aq_quant_copy_codes_out(self.ptr, out.ctypes.data, out.nbytes), self.ctx)
+        return out
+
+    @codes.setter
+    def codes(self, value):
+        shape, dtype, _, _ = self._shapes()
+        a = np.ascontiguousarray(value, dtype=dtype)
+        if a.shape != shape:
+            raise ValueError(f"codes must have shape {shape}")
+        _check(lib.aq_quant_copy_codes_in(self.ptr, a.ctypes.data, a.nbytes), self.ctx)
+
+    @property
+    def codebooks(self):
+        _, _, shape, _ = self._shapes()
+        out = np.empty(shape, dtype=np.float32)
+        _check(lib.aq_quant_copy_codebooks_out(self.ptr, out.ctypes.data, out.size), self.ctx)
+        return out
+
+    @codebooks.setter
+    def codebooks(self, value):
+        _, _, shape, _ = self._shapes()
+        a = np.ascontiguousarray(value, dtype=np.float32)
+        if a.shape != shape:
+            raise ValueError(f"codebooks must have shape {shape}")
+        _check(lib.aq_quant_copy_codebooks_in(self.ptr, a.ctypes.data, a.size), self.ctx)
+
+    @property
+    def scales(self):
+        _, _, _, shape = self._shapes()
+        out = np.empty(shape, dtype=np.float32)
+        _check(lib.aq_quant_copy_scales_out(self.ptr, out.ctypes.data, out.size), self.ctx)
+        return out
+
+    @scales.setter
+    def scales(self, value):
+        _, _, _, shape = self._shapes()
+        a = np.ascontiguousarray(value, dtype=np.float32)
+        if a.shape != shape:
+            raise ValueError(f"scales must have shape {shape}")
+        _check(lib.aq_quant_copy_scales_in(self.ptr, a.ctypes.data, a.size), self.ctx)
+
+    def dequantize(self):
+        rows, cols = self.shape
+        out = np.empty((rows, cols), dtype=np.float32)
+        _check(lib.aq_quant_dequantize(self.ptr, out.ctypes.data, cols), self.ctx)
+        return out
+
+    def output_error(self, W, H):
+        """tr(ΔW H ΔWᵀ) / tr(W H Wᵀ)."""
+        W, ld = _check_weight(self, W)
+        out = ctypes.c_double()
+        _check(lib.aq_quant_output_error(ctypes.byref(out), self.ptr, W.ctypes.data, ld, H.ptr), self.ctx)
+        return out.value
+
+    def weight_mse(self, W):
+        W, ld = _check_weight(self, W)
+        out = ctypes.c_double()
+        _check(lib.aq_quant_weight_mse(ctypes.byref(out), self.ptr, W.ctypes.data, ld), self.ctx)
+        return out.value
+
+    def save(self, path):
+        _check(lib.aq_quant_save(self.ptr, str(path).encode()), self.ctx)
+
+
+def has_algorithm(name):
+    """True if the loaded library exports aq_<name> (e.g. "init", "optimize")."""
+    return _lib.algorithm("aq_" + name) is not None
+
+
+def _run(name, ctx, quant, W, H, options):
+    fn = _lib.algorithm(name)
+    if fn is None:
+        raise AqError(ERR_UNSUPPORTED, f"{name} is not in the loaded libaqinit {version_string()}")
+    W, ld = _check_weight(quant, W)
+    return ctx._call(fn(ctx.handle, quant.ptr, W.ctypes.data, ld, H.ptr if H is not None else None,
+                        options.ptr if options is not None else None))
+
+
+def init(ctx, quant, W, H=None, options=None):
+    """Initialise scales, codebooks and codes (GREEDY or OA_EM, per options)."""
+    _run("aq_init", ctx, quant, W, H, options)
+
+
+def beam_search(ctx, quant, W, H, options=None):
+    """One beam-search pass over the codes, minimising tr(ΔW H ΔWᵀ)."""
+    _run("aq_beam_search", ctx, quant, W, H, options)
+
+
+def update_codebooks(ctx, quant, W, H, options=None):
+    """Codebook and scale update with the codes fixed."""
+    _run("aq_update_codebooks", ctx, quant, W, H, options)
+
+
+def optimize(ctx, quant, W, H, options=None):
+    """Epochs of {codebook/scale update, beam search}."""
+    _run("aq_optimize", ctx, quant, W, H, options)
+
+
+def quantize_layer(ctx, quant, W, H, options=None):
+    """init() followed by optimize()."""
+    _run("aq_quantize_layer", ctx, quant, W, H, options)

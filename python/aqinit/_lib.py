@@ -1,0 +1,142 @@
+"""Loading libaqinit and declaring the C prototypes (ctypes)."""
+import ctypes
+import ctypes.util
+import glob
+import json
+import os
+
+c_int, c_int32, c_int64, c_uint32, c_uint64 = (ctypes.c_int, ctypes.c_int32, ctypes.c_int64,
+                                               ctypes.c_uint32, ctypes.c_uint64)
+c_size_t, c_double, c_char_p, c_void_p = ctypes.c_size_t, ctypes.c_double, ctypes.c_char_p, ctypes.c_void_p
+P = ctypes.POINTER
+
+
+class Format(ctypes.Structure):
+    """struct aq_format (versioned by struct_size)."""
+    _fields_ = [("struct_size", c_uint32), ("num_codebooks", c_int32), ("bits_per_codebook", c_int32),
+                ("in_group_size", c_int32), ("out_group_size", c_int32), ("scale_mode", c_int32)]
+
+
+class Progress(ctypes.Structure):
+    """struct aq_progress."""
+    _fields_ = [("struct_size", c_uint32), ("stage", c_int32), ("n_stages", c_int32), ("round", c_int32),
+                ("operation", c_char_p), ("objective", c_double)]
+
+
+PROGRESS_FN = ctypes.CFUNCTYPE(c_int, P(Progress), c_void_p)
+LOG_FN = ctypes.CFUNCTYPE(None, c_int32, c_char_p, c_void_p)
+
+
+def _candidates():
+    env = os.environ.get("AQINIT_LIBRARY")
+    if env:
+        yield env
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    builds = sorted(glob.glob(os.path.join(root, "build*", "libaqinit", "libaqinit.so")),
+                    key=lambda p: (os.path.basename(os.path.dirname(os.path.dirname(p))) != "build", p))
+    for path in builds:
+        if not _sanitized(os.path.dirname(os.path.dirname(path))):
+            yield path
+    found = ctypes.util.find_library("aqinit")
+    if found:
+        yield found
+
+
+def _sanitized(build_dir):
+    """True for a meson build with sanitizers: its library cannot be loaded into python."""
+    try:
+        with open(os.path.join(build_dir, "meson-info", "intro-buildoptions.json")) as f:
+            options = {o["name"]: o["value"] for o in json.load(f)}
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return options.get("b_sanitize", "none") not in ("none", "", None)
+
+
+def _load():
+    errors = []
+    for path in _candidates():
+        try:
+            return ctypes.CDLL(path)
+        except OSError as exc:
+            errors.append(f"{path}: {exc}")
+    raise OSError("libaqinit not found; set AQINIT_LIBRARY to the path of libaqinit.so, build it with "
+                  "meson in build/, or install it. Tried: " + ("; ".join(errors) or "nothing"))
+
+
+lib = _load()
+
+_PROTOTYPES = {
+    "aq_version": (c_uint32, []),
+    "aq_version_string": (c_char_p, []),
+    "aq_strerror": (c_char_p, [c_int]),
+    "aq_constant": (c_int, [P(c_int64), c_char_p]),
+    "aq_context_create": (c_int, [P(c_void_p)]),
+    "aq_context_free": (None, [c_void_p]),
+    "aq_context_set_threads": (c_int, [c_void_p, c_int32]),
+    "aq_context_get_threads": (c_int32, [c_void_p]),
+    "aq_context_set_seed": (c_int, [c_void_p, c_uint64]),
+    "aq_context_get_seed": (c_uint64, [c_void_p]),
+    "aq_context_set_log_callback": (c_int, [c_void_p, LOG_FN, c_int32, c_void_p]),
+    "aq_context_set_progress_callback": (c_int, [c_void_p, PROGRESS_FN, c_void_p]),
+    "aq_context_copy_last_error": (c_int, [c_void_p, c_char_p, c_size_t]),
+    "aq_options_create": (c_int, [P(c_void_p), c_void_p]),
+    "aq_options_free": (None, [c_void_p]),
+    "aq_options_set_int": (c_int, [c_void_p, c_int32, c_int64]),
+    "aq_options_set_double": (c_int, [c_void_p, c_int32, c_double]),
+    "aq_options_get_int": (c_int, [P(c_int64), c_void_p, c_int32]),
+    "aq_options_get_double": (c_int, [P(c_double), c_void_p, c_int32]),
+    "aq_hessian_create": (c_int, [P(c_void_p), c_void_p, c_int64]),
+    "aq_hessian_create_from_matrix": (c_int, [P(c_void_p), c_void_p, c_void_p, c_int64, c_int64, c_int64]),
+    "aq_hessian_free": (None, [c_void_p]),
+    "aq_hessian_add": (c_int, [c_void_p, c_void_p, c_int64, c_int64]),
+    "aq_hessian_merge": (c_int, [c_void_p, c_void_p]),
+    "aq_hessian_num_inputs": (c_int64, [c_void_p]),
+    "aq_hessian_num_samples": (c_int64, [c_void_p]),
+    "aq_hessian_copy_matrix": (c_int, [c_void_p, c_void_p, c_int64, c_double]),
+    "aq_hessian_copy_diagonal": (c_int, [c_void_p, c_void_p, c_double]),
+    "aq_hessian_copy_block": (c_int, [c_void_p, c_void_p, c_int64, c_int64, c_double]),
+    "aq_hessian_save": (c_int, [c_void_p, c_char_p]),
+    "aq_hessian_load": (c_int, [P(c_void_p), c_void_p, c_char_p]),
+    "aq_format_init": (None, [P(Format)]),
+    "aq_format_parse": (c_int, [P(Format), c_char_p]),
+    "aq_format_check": (c_int, [c_void_p, P(Format), c_int64, c_int64]),
+    "aq_format_bits_per_parameter": (c_int, [P(c_double), P(Format), c_int64, c_int64]),
+    "aq_format_rho": (c_int, [P(c_double), P(Format), c_int64, c_int64]),
+    "aq_quant_create": (c_int, [P(c_void_p), c_void_p, P(Format), c_int64, c_int64]),
+    "aq_quant_free": (None, [c_void_p]),
+    "aq_quant_clone": (c_int, [P(c_void_p), c_void_p]),
+    "aq_quant_get_format": (c_int, [P(Format), c_void_p]),
+    "aq_quant_rows": (c_int64, [c_void_p]),
+    "aq_quant_cols": (c_int64, [c_void_p]),
+    "aq_quant_codes": (c_void_p, [c_void_p, P(c_size_t)]),
+    "aq_quant_codebooks": (c_void_p, [c_void_p, P(c_size_t)]),
+    "aq_quant_scales": (c_void_p, [c_void_p, P(c_size_t)]),
+    "aq_quant_copy_codes_out": (c_int, [c_void_p, c_void_p, c_size_t]),
+    "aq_quant_copy_codes_in": (c_int, [c_void_p, c_void_p, c_size_t]),
+    "aq_quant_copy_codebooks_out": (c_int, [c_void_p, c_void_p, c_size_t]),
+    "aq_quant_copy_codebooks_in": (c_int, [c_void_p, c_void_p, c_size_t]),
+    "aq_quant_copy_scales_out": (c_int, [c_void_p, c_void_p, c_size_t]),
+    "aq_quant_copy_scales_in": (c_int, [c_void_p, c_void_p, c_size_t]),
+    "aq_quant_dequantize": (c_int, [c_void_p, c_void_p, c_int64]),
+    "aq_quant_output_error": (c_int, [P(c_double), c_void_p, c_void_p, c_int64, c_void_p]),
+    "aq_quant_weight_mse": (c_int, [P(c_double), c_void_p, c_void_p, c_int64]),
+    "aq_quant_save": (c_int, [c_void_p, c_char_p]),
+    "aq_quant_load": (c_int, [P(c_void_p), c_void_p, c_char_p]),
+}
+# Algorithms share one signature: (ctx, quant, W, ld, H, options). Some may be absent from an
+# older or partial build; they are looked up lazily.
+ALGORITHMS = ("aq_init", "aq_beam_search", "aq_update_codebooks", "aq_optimize", "aq_quantize_layer")
+
+for _name, (_res, _args) in _PROTOTYPES.items():
+    _fn = getattr(lib, _name)
+    _fn.restype, _fn.argtypes = _res, _args
+
+
+def algorithm(name):
+    """The C function @name with its prototype, or None if this library does not export it."""
+    try:
+        fn = getattr(lib, name)
+    except AttributeError:
+        return None
+    fn.restype, fn.argtypes = c_int, [c_void_p, c_void_p, c_void_p, c_int64, c_void_p, c_void_p]
+    return fn
