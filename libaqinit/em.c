@@ -133,7 +133,9 @@ static int prepare_range(void *arg, int64_t begin, int64_t end, int worker)
     for (int64_t i = begin; i < end; i++) {
         const double *H = group_block(m, i % m->n_groups);
         const float *r = job->R + i * D;
-        float *q = job->w->Q + i * D;
+        /* group-major: the points of group j are contiguous for the E-step */
+        const int64_t J = m->n_groups, P = m->n_points / J;
+        float *q = job->w->Q + ((i % J) * P + i / J) * D;
         for (int64_t t = 0; t < m->go; t++)
             for (int64_t a = 0; a < g; a++) {
                 double acc = 0.0;
@@ -213,14 +215,15 @@ static void score_table(const aqi_em_work *w, const double *H, const float *C, f
     aqi_assign_pad_table(table, w->K, w->Kp);
 }
 
-/* Accept the proposals codes_new[i] for the points i = first + s·stride, s < n. */
-static int64_t commit_codes(const em_job *job, int64_t first, int64_t n, int64_t stride)
+/* Accept the proposals[s] for the points i = first + s·stride, s < n. */
+static int64_t commit_codes(const em_job *job, const int32_t *proposals, int64_t first, int64_t n,
+                            int64_t stride)
 {
     const aqi_em_metric *m = job->w->metric;
     int64_t changed = 0;
     for (int64_t s = 0; s < n; s++) {
         int64_t i = first + s * stride;
-        int32_t proposed = job->w->codes_new[i], current = job->codes[i];
+        int32_t proposed = proposals[s], current = job->codes[i];
         if (proposed == current)
             continue;
         if (job->guard) {
@@ -245,12 +248,12 @@ static int estep_points_range(void *arg, int64_t begin, int64_t end, int worker)
         return aqi_fail(w->ctx, AQ_ERR_INTERNAL, "E-step: the thread count changed during the call");
     aqi_assign_argmin(job->R + begin * D, end - begin, D, w->CT, w->tables, D, w->Kp,
                       w->codes_new + begin, 1, NULL);
-    w->changed[worker] += commit_codes(job, begin, end - begin, 1);
+    w->changed[worker] += commit_codes(job, w->codes_new + begin, begin, end - begin, 1);
     return AQ_OK;
 }
 
-/* Mahalanobis: tasks are input groups j, each with its own table and the strided points
- * i = p·J + j. */
+/* Mahalanobis: tasks are input groups j, each with its own table; Q holds the points
+ * i = p·J + j of group j contiguously (group-major), proposals likewise. */
 static int estep_groups_range(void *arg, int64_t begin, int64_t end, int worker)
 {
     const em_job *job = arg;
@@ -262,9 +265,9 @@ static int estep_groups_range(void *arg, int64_t begin, int64_t end, int worker)
         return aqi_fail(w->ctx, AQ_ERR_INTERNAL, "E-step: the thread count changed during the call");
     for (int64_t j = begin; j < end; j++) {
         score_table(w, group_block(m, j), job->C, table);
-        aqi_assign_argmin(w->Q + j * m->D, P, J * m->D, w->CT, table, m->D, w->Kp, w->codes_new + j,
-                          J, NULL);
-        w->changed[j] = commit_codes(job, j, P, J);
+        aqi_assign_argmin(w->Q + j * P * m->D, P, m->D, w->CT, table, m->D, w->Kp, w->codes_new + j * P, 1,
+                          NULL);
+        w->changed[j] = commit_codes(job, w->codes_new + j * P, j, P, J);
     }
     return AQ_OK;
 }
