@@ -4,7 +4,9 @@
  *   aqinit-demo --model M --calib C --layer layers.3.wq     a real layer with its real Hessian
  *
  * Prints a table (or one JSON object with --json) of format, bits per parameter, ρ, method,
- * relative output error tr(ΔW H ΔWᵀ)/tr(W H Wᵀ) and seconds. */
+ * relative output error tr(ΔW H ΔWᵀ)/tr(W H Wᵀ) and seconds. With --beams 1,4,8 each
+ * initialisation is also optimised (aq_optimize: codebook/scale updates and beam search) at
+ * each beam width, in rows with stage "optimized" (seconds = init + optimisation). */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +19,8 @@
 #include "synthetic.h"
 
 #define MAX_FORMATS 8
-#define MAX_RESULTS 64
+#define MAX_RESULTS 128
+#define MAX_BEAMS 8
 
 typedef struct demo_args {
     int64_t rows, cols, samples;
@@ -29,6 +32,9 @@ typedef struct demo_args {
     int run_greedy, run_oaem;
     const char *model, *calib, *layer;
     int calib_windows;
+    int beams[MAX_BEAMS]; /* widths of the optimisation runs after each initialisation */
+    int n_beams;
+    int epochs;
 } demo_args;
 
 typedef struct result {
@@ -51,7 +57,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: aqinit-demo [--rows O] [--cols I] [--samples N] [--format MxBgG]... [--method greedy|oaem|both]\n"
-            "                   [--seed S] [--threads T] [--json]\n"
+            "                   [--seed S] [--threads T] [--json] [--beams 1,4,8 [--epochs E]]\n"
             "                   [--model model.bin --calib calib.tok.bin --layer layers.3.wq [--calib-windows W]]\n");
 }
 
@@ -83,6 +89,15 @@ static int parse_args(demo_args *a, int argc, char **argv)
         else if (!strcmp(o, "--calib")) a->calib = v;
         else if (!strcmp(o, "--layer")) a->layer = v;
         else if (!strcmp(o, "--calib-windows")) a->calib_windows = atoi(v);
+        else if (!strcmp(o, "--epochs")) a->epochs = atoi(v);
+        else if (!strcmp(o, "--beams")) {
+            char *end = NULL;
+            for (const char *p = v; *p && a->n_beams < MAX_BEAMS; p = *end ? end + 1 : end) {
+                long w = strtol(p, &end, 10);
+                if (end == p || w < 1 || w > 64) return -1;
+                a->beams[a->n_beams++] = (int)w;
+            }
+        }
         else if (!strcmp(o, "--format")) {
             if (a->n_formats == MAX_FORMATS) return -1;
             a->formats[a->n_formats++] = v;
@@ -118,29 +133,55 @@ static int fail(aq_context *ctx, const char *what, int st)
     return st;
 }
 
-/* Initialise one format with one method and measure the relative output error. */
-static int run_one(aq_context *ctx, const float *W, int64_t rows, int64_t cols, const aq_hessian *H,
-                   const aq_format *fmt, int method, result *res)
+/* Initialise one format with one method, then optionally optimise a copy at every beam width;
+ * one result row per stage. Returns the number of rows written, or a negative status. */
+static int run_method(aq_context *ctx, const demo_args *a, const float *W, int64_t rows, int64_t cols,
+                      const aq_hessian *H, const aq_format *fmt, int method, result *out)
 {
-    aq_quant *q = NULL;
+    aq_quant *q = NULL, *opt_q = NULL;
     aq_options *opts = NULL;
+    int n = 0;
+    const char *name = method == AQ_INIT_OA_EM ? "oaem" : "greedy";
     int st = aq_quant_create(&q, ctx, fmt, rows, cols);
     if (st == AQ_OK)
         st = aq_options_create(&opts, ctx);
     if (st == AQ_OK)
         st = aq_options_set_int(opts, AQ_OPT_INIT_METHOD, method);
+    if (st == AQ_OK && a->epochs > 0)
+        st = aq_options_set_int(opts, AQ_OPT_MAX_EPOCHS, a->epochs);
     double t0 = now_seconds();
     if (st == AQ_OK)
         st = aq_init(ctx, q, W, cols, H, opts);
-    res->seconds = now_seconds() - t0;
+    const double init_seconds = now_seconds() - t0;
     if (st == AQ_OK)
-        st = aq_quant_output_error(&res->rel_error, q, W, cols, H);
-    res->method = method == AQ_INIT_OA_EM ? "oaem" : "greedy";
-    res->beam = 0;
-    res->stage = "init";
+        st = aq_quant_output_error(&out[n].rel_error, q, W, cols, H);
+    if (st == AQ_OK) {
+        out[n].method = name, out[n].beam = 0, out[n].stage = "init", out[n].seconds = init_seconds;
+        n++;
+    }
+    for (int b = 0; b < a->n_beams && st == AQ_OK; b++) {
+        if (!a->json)
+            fprintf(stderr, "    optimise, beam %d ...\n", a->beams[b]);
+        st = aq_quant_clone(&opt_q, q);
+        if (st == AQ_OK)
+            st = aq_options_set_int(opts, AQ_OPT_BEAM_WIDTH, a->beams[b]);
+        t0 = now_seconds();
+        if (st == AQ_OK)
+            st = aq_optimize(ctx, opt_q, W, cols, H, opts);
+        /* seconds of init + optimisation: what a user waits for this row */
+        out[n].seconds = init_seconds + now_seconds() - t0;
+        if (st == AQ_OK)
+            st = aq_quant_output_error(&out[n].rel_error, opt_q, W, cols, H);
+        if (st == AQ_OK) {
+            out[n].method = name, out[n].beam = a->beams[b], out[n].stage = "optimized";
+            n++;
+        }
+        aq_quant_free(opt_q);
+        opt_q = NULL;
+    }
     aq_options_free(opts);
     aq_quant_free(q);
-    return st == AQ_OK ? st : fail(ctx, "quantize", st);
+    return st == AQ_OK ? n : fail(ctx, "quantize", st);
 }
 
 static void print_results(const demo_args *a, const char *layer, const result *r, int n)
@@ -226,14 +267,21 @@ int main(int argc, char **argv)
             if ((method == AQ_INIT_GREEDY && !a.run_greedy) || (method == AQ_INIT_OA_EM && !a.run_oaem))
                 continue;
             result *r = &results[n_results];
-            snprintf(r->format, sizeof r->format, "%s", a.formats[f]);
-            aq_format_bits_per_parameter(&r->bpp, &fmt, rows, cols);
-            aq_format_rho(&r->rho, &fmt, rows, cols);
+            if (n_results + 1 + a.n_beams > MAX_RESULTS)
+                break;
             if (!a.json)
                 fprintf(stderr, "  %s %s ...\n", a.formats[f], method == AQ_INIT_OA_EM ? "oaem" : "greedy");
-            st = run_one(ctx, W, rows, cols, H, &fmt, method, r);
-            if (st == AQ_OK)
-                n_results++;
+            int n = run_method(ctx, &a, W, rows, cols, H, &fmt, method, r);
+            if (n < 0) {
+                st = n;
+                break;
+            }
+            for (int i = 0; i < n; i++) {
+                snprintf(r[i].format, sizeof r[i].format, "%s", a.formats[f]);
+                aq_format_bits_per_parameter(&r[i].bpp, &fmt, rows, cols);
+                aq_format_rho(&r[i].rho, &fmt, rows, cols);
+            }
+            n_results += n;
         }
     }
     if (st == AQ_OK)
