@@ -214,3 +214,35 @@ def test_closing_the_context_frees_its_handles():
     c.close()
     with pytest.raises(ValueError):
         h.n_samples
+
+
+@pytest.mark.skipif(not all(aqinit.has_algorithm(n) for n in ("init", "beam_search", "update_codebooks", "optimize",
+                                                              "quantize_layer")),
+                    reason="optimisation not in this build")
+def test_optimisation_steps_never_increase_the_output_error(ctx):
+    rng = np.random.default_rng(8)
+    W, X = layer(rng, 32, 32)
+    H = aqinit.Hessian(ctx, 32)
+    H.add(X)
+    opts = aqinit.Options(ctx, INIT_METHOD=aqinit.INIT_OA_EM, BEAM_WIDTH=4, MAX_EPOCHS=3,
+                          CODEBOOK_UPDATE=aqinit.CODEBOOK_UPDATE_EXACT)
+    q = aqinit.Quant(ctx, "2x4g4", 32, 32)
+    aqinit.init(ctx, q, W, H, opts)
+    errors = [q.output_error(W, H)]
+    aqinit.beam_search(ctx, q, W, H, opts)
+    errors.append(q.output_error(W, H))
+    aqinit.update_codebooks(ctx, q, W, H, opts)
+    errors.append(q.output_error(W, H))
+    aqinit.optimize(ctx, q, W, H, opts)
+    errors.append(q.output_error(W, H))
+    assert all(b <= a * (1 + 1e-6) for a, b in zip(errors, errors[1:])), errors
+    assert errors[-1] < 0.9 * errors[0]
+    # aq_quantize_layer is init + optimize: the same bits from the same seed and options.
+    r = aqinit.Quant(ctx, "2x4g4", 32, 32)
+    s = aqinit.Quant(ctx, "2x4g4", 32, 32)
+    aqinit.quantize_layer(ctx, r, W, H, opts)
+    aqinit.init(ctx, s, W, H, opts)
+    aqinit.optimize(ctx, s, W, H, opts)
+    np.testing.assert_array_equal(r.codes, s.codes)
+    np.testing.assert_array_equal(r.codebooks, s.codebooks)
+    np.testing.assert_array_equal(r.scales, s.scales)
