@@ -364,6 +364,62 @@ AQ_API int aq_quantize_layer(aq_context *ctx, aq_quant *quant, const float *W, i
                              const aq_hessian *H, const aq_options *options);
 /**@}*/
 
+/* ------------------------------------------------------------------------------------------ */
+/** @name Whole-model pipeline driven by host callbacks
+ *
+ * The host owns the model and its forward pass; the library owns statistics and optimisation.
+ * aq_pipeline_run() visits the layers in order (true-sequential, as GPTQ and AQLM): for layer k
+ * it asks for the weight, asks the host to run calibration so that layer k's inputs reach an
+ * aq_hessian (with layers < k already replaced by their quantized versions, which the host did
+ * in put_result), runs aq_init + aq_optimize, and hands the result back. A callback returns 0
+ * on success; any other value stops the run with ::AQ_ERR_CALLBACK, and
+ * aq_pipeline_host_status() returns that value. With a resume directory, each finished layer
+ * is saved there (aq_quant_save, "layer-NNNNN.aqq") and a later run loads it instead of
+ * recomputing (calibration is then skipped for that layer; put_result still runs).
+ * Progress: operation "pipeline", stage = layer, n_stages = layers, round 0 before and 1 after
+ * the layer, objective = the layer's relative output error after optimisation (NaN before). */
+/**@{*/
+typedef struct aq_pipeline aq_pipeline;
+
+/** What the pipeline reports for a finished layer. Read only fields below struct_size. */
+typedef struct aq_layer_report {
+    uint32_t struct_size;
+    int32_t layer;
+    int32_t resumed;         /**< 1 if loaded from the resume directory (errors are then NaN) */
+    double init_error;       /**< relative output error after aq_init */
+    double final_error;      /**< relative output error after aq_optimize */
+    double init_seconds;
+    double optimize_seconds;
+} aq_layer_report;
+
+/** Host callbacks. Set struct_size = sizeof(aq_pipeline_callbacks); userdata is passed back. */
+typedef struct aq_pipeline_callbacks {
+    uint32_t struct_size;
+    /** Number of layers (>= 0), written to *n_layers. */
+    int (*num_layers)(int32_t *n_layers, void *userdata);
+    /** Shape of layer k (rows = out features, cols = in features); *name may stay NULL. */
+    int (*layer_info)(int32_t layer, const char **name, int64_t *rows, int64_t *cols, void *userdata);
+    /** Copy layer k's fp32 weight (rows × cols, row-major) into W. */
+    int (*get_weight)(int32_t layer, float *W, void *userdata);
+    /** Run calibration and add layer k's inputs to H with aq_hessian_add(). */
+    int (*calibrate)(int32_t layer, aq_hessian *H, void *userdata);
+    /** Take the result of layer k (e.g. replace the layer by aq_quant_dequantize()). */
+    int (*put_result)(int32_t layer, const aq_quant *quant, const aq_layer_report *report, void *userdata);
+    void *userdata;
+} aq_pipeline_callbacks;
+
+/** Create a pipeline quantizing every layer to @p fmt with @p options (copied; NULL = defaults). */
+AQ_API int aq_pipeline_create(aq_pipeline **out, aq_context *ctx, const aq_pipeline_callbacks *callbacks,
+                              const aq_format *fmt, const aq_options *options);
+AQ_API void aq_pipeline_free(aq_pipeline *p);
+/** Save finished layers to @p dir (must exist) and resume from those found there. NULL disables. */
+AQ_API int aq_pipeline_set_resume_dir(aq_pipeline *p, const char *dir);
+/** Run over all layers. Returns AQ_OK, ::AQ_ERR_CALLBACK, ::AQ_ERR_CANCELLED or a library error. */
+AQ_API int aq_pipeline_run(aq_pipeline *p);
+/** The non-zero value the failing callback returned in the last run (0 if none). */
+AQ_API int aq_pipeline_host_status(const aq_pipeline *p);
+/**@}*/
+
 #ifdef __cplusplus
 }
 #endif
