@@ -1,0 +1,302 @@
+/* llama-quantize: quantize every linear layer of a llama2.c checkpoint through aq_pipeline,
+ * true-sequentially, and measure perplexity before and after.
+ *
+ *   llama-quantize MODEL CALIB TEST [--format 2x8g8] [--method greedy|oaem] [--beam 1]
+ *                  [--epochs 10] [--threads 0] [--seed 1] [--calib-windows 32]
+ *                  [--ppl-windows 40] [--out DIR] [--json]
+ *
+ * The host side of the pipeline lives here: the model and its forward pass (examples/common),
+ * calibration on CALIB, and replacing each finished layer by its dequantized weights so that
+ * later layers are calibrated on the quantized model. --out DIR keeps the quantized layers
+ * (docs/formats.md, "Quantized model directory") and resumes from them. Perplexity follows
+ * ../shared/bench/README.md on the first --ppl-windows windows of TEST (0 = all). One progress
+ * line per layer goes to stderr; --json prints one JSON object on stdout. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <aqinit.h>
+
+#include "llama_model.h"
+#include "tokens.h"
+
+typedef struct args {
+    const char *model, *calib, *test, *format, *out;
+    int method, beam, epochs, threads, calib_windows, ppl_windows, json;
+    uint64_t seed;
+} args;
+
+/* The host: model, calibration tokens, and a cache of the Hessian of the last input seen (wq,
+ * wk, wv share one input, as do w1 and w3: quantizing wq does not change wk's input). */
+typedef struct host {
+    llm_model *model;
+    const uint16_t *calib;
+    size_t n_calib;
+    int calib_windows;
+    aq_context *ctx;
+    aq_hessian *shared;   /* Hessian of the input of shared_for */
+    int shared_for;       /* first linear of the input group cached in shared, or −1 */
+    double error_sum, seconds;
+} host;
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Linears that read the same activation: wq/wk/wv (0,1,2) and w1/w3 (4,6) of a block. */
+static int input_group(int linear)
+{
+    const int block = linear / 7, kind = linear % 7;
+    static const int first_of_kind[7] = {0, 0, 0, 3, 4, 5, 4};
+    return block * 7 + first_of_kind[kind];
+}
+
+static int cb_num_layers(int32_t *n, void *ud)
+{
+    *n = llm_num_linears(((host *)ud)->model);
+    return 0;
+}
+
+static int cb_layer_info(int32_t k, const char **name, int64_t *rows, int64_t *cols, void *ud)
+{
+    int r, c;
+    llm_linear_info(((host *)ud)->model, k, name, &r, &c);
+    *rows = r;
+    *cols = c;
+    return 0;
+}
+
+static int cb_get_weight(int32_t k, float *W, void *ud)
+{
+    host *h = ud;
+    int r, c;
+    llm_linear_info(h->model, k, NULL, &r, &c);
+    memcpy(W, llm_linear_weight(h->model, k), sizeof(float) * (size_t)r * (size_t)c);
+    return 0;
+}
+
+typedef struct capture {
+    int target;
+    aq_hessian *H;
+    int status;
+} capture;
+
+/* Forward hook: add the target's input rows and stop the forward there. */
+static int capture_input(int linear, const float *X, int rows, int cols, void *ud)
+{
+    capture *c = ud;
+    if (linear != c->target)
+        return 0;
+    c->status = aq_hessian_add(c->H, X, rows, cols);
+    return 1;
+}
+
+static int cb_calibrate(int32_t k, aq_hessian *H, void *ud)
+{
+    host *h = ud;
+    const int group = input_group(k), seq = llm_get_config(h->model)->seq_len;
+    if (h->shared_for != group) {
+        capture cap = {group, NULL, AQ_OK};
+        int64_t n_in = 0;
+        aq_hessian_free(h->shared);
+        h->shared = NULL;
+        h->shared_for = -1;
+        n_in = aq_hessian_num_inputs(H);
+        if (aq_hessian_create(&h->shared, h->ctx, n_in) != AQ_OK)
+            return 1;
+        cap.H = h->shared;
+        for (int w = 0; w < h->calib_windows && (size_t)(w + 1) * (size_t)seq <= h->n_calib; w++) {
+            llm_forward(h->model, h->calib + (size_t)w * (size_t)seq, seq, NULL, capture_input, &cap);
+            if (cap.status != AQ_OK)
+                return 2;
+        }
+        h->shared_for = group;
+    }
+    return aq_hessian_merge(H, h->shared) == AQ_OK ? 0 : 3;
+}
+
+/* True-sequential: the model continues with the dequantized layer. */
+static int cb_put_result(int32_t k, const aq_quant *q, const aq_layer_report *r, void *ud)
+{
+    host *h = ud;
+    const char *name;
+    int rows, cols;
+    llm_linear_info(h->model, k, &name, &rows, &cols);
+    if (aq_quant_dequantize(q, llm_linear_weight(h->model, k), cols) != AQ_OK)
+        return 4;
+    if (!r->resumed)
+        h->error_sum += r->final_error;
+    h->seconds += r->init_seconds + r->optimize_seconds;
+    fprintf(stderr, "  [%2d/%2d] %-12s %4dx%-4d %s init %.5f  final %.5f  %.2f s\n", k + 1, llm_num_linears(h->model),
+            name, rows, cols, r->resumed ? "(resumed)" : "", r->init_error, r->final_error,
+            r->init_seconds + r->optimize_seconds);
+    return 0;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: llama-quantize MODEL CALIB TEST [--format 2x8g8] [--method greedy|oaem] [--beam 1]\n"
+                    "       [--epochs 10] [--threads 0] [--seed 1] [--calib-windows 32] [--ppl-windows 40]\n"
+                    "       [--out DIR] [--json]\n");
+}
+
+static int parse(args *a, int argc, char **argv)
+{
+    if (argc < 4)
+        return -1;
+    memset(a, 0, sizeof *a);
+    a->model = argv[1], a->calib = argv[2], a->test = argv[3];
+    a->format = "2x8g8", a->method = AQ_INIT_OA_EM, a->beam = 1, a->epochs = 10;
+    a->calib_windows = 32, a->ppl_windows = 40, a->seed = 1;
+    for (int i = 4; i < argc; i++) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(o, "--json")) {
+            a->json = 1;
+            continue;
+        }
+        if (!v)
+            return -1;
+        i++;
+        if (!strcmp(o, "--format")) a->format = v;
+        else if (!strcmp(o, "--method")) {
+            if (strcmp(v, "greedy") && strcmp(v, "oaem")) return -1;
+            a->method = strcmp(v, "oaem") ? AQ_INIT_GREEDY : AQ_INIT_OA_EM;
+        } else if (!strcmp(o, "--beam")) a->beam = atoi(v);
+        else if (!strcmp(o, "--epochs")) a->epochs = atoi(v);
+        else if (!strcmp(o, "--threads")) a->threads = atoi(v);
+        else if (!strcmp(o, "--seed")) a->seed = strtoull(v, NULL, 10);
+        else if (!strcmp(o, "--calib-windows")) a->calib_windows = atoi(v);
+        else if (!strcmp(o, "--ppl-windows")) a->ppl_windows = atoi(v);
+        else if (!strcmp(o, "--out")) a->out = v;
+        else return -1;
+    }
+    return 0;
+}
+
+/* manifest.txt of the quantized model directory (docs/formats.md). */
+static void write_manifest(const args *a, llm_model *m, double bpp)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/manifest.txt", a->out);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return;
+    fprintf(f, "aqinit-quantized-llama 1\nbase %s\nformat %s\nmethod %s\nbeam %d\nbits_per_parameter %.4f\nlayers %d\n",
+            a->model, a->format, a->method == AQ_INIT_OA_EM ? "oaem" : "greedy", a->beam, bpp, llm_num_linears(m));
+    for (int k = 0; k < llm_num_linears(m); k++) {
+        const char *name;
+        llm_linear_info(m, k, &name, NULL, NULL);
+        fprintf(f, "layer %d %s layer-%05d.aqq\n", k, name, k);
+    }
+    fclose(f);
+}
+
+/* Bits per parameter of all linear layers together (codes, codebooks and scales). */
+static double model_bpp(const aq_format *fmt, llm_model *m)
+{
+    double bits = 0.0, params = 0.0;
+    for (int k = 0; k < llm_num_linears(m); k++) {
+        int r, c;
+        double bpp;
+        llm_linear_info(m, k, NULL, &r, &c);
+        aq_format_bits_per_parameter(&bpp, fmt, r, c);
+        bits += bpp * r * c;
+        params += (double)r * c;
+    }
+    return bits / params;
+}
+
+int main(int argc, char **argv)
+{
+    args a;
+    host h;
+    char err[512];
+    uint16_t *calib = NULL, *test = NULL;
+    size_t n_calib = 0, n_test = 0, n_pred = 0;
+    aq_context *ctx = NULL;
+    aq_options *opts = NULL;
+    aq_pipeline *pipe = NULL;
+    aq_format fmt;
+    double nll_fp32 = 0, nll_q = 0;
+    int st;
+    memset(&h, 0, sizeof h);
+    if (parse(&a, argc, argv) != 0) {
+        usage();
+        return 2;
+    }
+    if (llm_load(&h.model, a.model, err, sizeof err) != 0 || tok_load(&calib, &n_calib, a.calib, err, sizeof err) != 0
+        || tok_load(&test, &n_test, a.test, err, sizeof err) != 0) {
+        fprintf(stderr, "llama-quantize: %s\n", err);
+        return 1;
+    }
+    aq_format_init(&fmt);
+    if (aq_format_parse(&fmt, a.format) != AQ_OK) {
+        fprintf(stderr, "llama-quantize: bad format '%s'\n", a.format);
+        return 2;
+    }
+    const double bpp = model_bpp(&fmt, h.model);
+    double t0 = now_seconds();
+    llm_perplexity(h.model, test, n_test, a.ppl_windows, &nll_fp32, &n_pred);
+    fprintf(stderr, "fp32 perplexity %.3f (%zu tokens, %.1f s)\n", exp(nll_fp32), n_pred, now_seconds() - t0);
+
+    if ((st = aq_context_create(&ctx)) != AQ_OK || (st = aq_context_set_threads(ctx, a.threads)) != AQ_OK
+        || (st = aq_context_set_seed(ctx, a.seed)) != AQ_OK || (st = aq_options_create(&opts, ctx)) != AQ_OK
+        || (st = aq_options_set_int(opts, AQ_OPT_INIT_METHOD, a.method)) != AQ_OK
+        || (st = aq_options_set_int(opts, AQ_OPT_BEAM_WIDTH, a.beam)) != AQ_OK
+        || (st = aq_options_set_int(opts, AQ_OPT_MAX_EPOCHS, a.epochs)) != AQ_OK)
+        goto fail;
+    h.calib = calib, h.n_calib = n_calib, h.calib_windows = a.calib_windows, h.ctx = ctx, h.shared_for = -1;
+    aq_pipeline_callbacks cb = {sizeof cb, cb_num_layers, cb_layer_info, cb_get_weight, cb_calibrate, cb_put_result, &h};
+    if ((st = aq_pipeline_create(&pipe, ctx, &cb, &fmt, opts)) != AQ_OK)
+        goto fail;
+    if (a.out) {
+        mkdir(a.out, 0777);
+        if ((st = aq_pipeline_set_resume_dir(pipe, a.out)) != AQ_OK)
+            goto fail;
+    }
+    fprintf(stderr, "quantizing %d layers to %s (%.3f bits per parameter), %s, beam %d\n", llm_num_linears(h.model),
+            a.format, bpp, a.method == AQ_INIT_OA_EM ? "OA-EM" : "GREEDY", a.beam);
+    t0 = now_seconds();
+    if ((st = aq_pipeline_run(pipe)) != AQ_OK)
+        goto fail;
+    const double quant_seconds = now_seconds() - t0;
+    if (a.out)
+        write_manifest(&a, h.model, bpp);
+    llm_perplexity(h.model, test, n_test, a.ppl_windows, &nll_q, &n_pred);
+    const double mean_err = h.error_sum / llm_num_linears(h.model);
+    if (a.json)
+        printf("{\"version\": \"%s\", \"model\": \"%s\", \"format\": \"%s\", \"bpp\": %.4f, \"method\": \"%s\", "
+               "\"beam\": %d, \"ppl_windows\": %d, \"ppl_fp32\": %.4f, \"ppl_quantized\": %.4f, "
+               "\"mean_layer_rel_error\": %.6g, \"seconds\": %.1f}\n",
+               aq_version_string(), a.model, a.format, bpp, a.method == AQ_INIT_OA_EM ? "oaem" : "greedy", a.beam,
+               a.ppl_windows, exp(nll_fp32), exp(nll_q), mean_err, quant_seconds);
+    else
+        printf("%s %s beam %d: %.3f bits/param, perplexity fp32 %.3f -> quantized %.3f, mean layer error %.5f, "
+               "%.1f s\n", a.format, a.method == AQ_INIT_OA_EM ? "oaem" : "greedy", a.beam, bpp, exp(nll_fp32),
+               exp(nll_q), mean_err, quant_seconds);
+    aq_pipeline_free(pipe);
+    aq_options_free(opts);
+    aq_hessian_free(h.shared);
+    aq_context_free(ctx);
+    llm_free(h.model);
+    free(calib);
+    free(test);
+    return 0;
+fail:
+    fprintf(stderr, "llama-quantize: %s (%s)\n", aq_strerror(st), ctx ? aq_context_last_error(ctx) : "");
+    aq_pipeline_free(pipe);
+    aq_options_free(opts);
+    aq_hessian_free(h.shared);
+    aq_context_free(ctx);
+    llm_free(h.model);
+    free(calib);
+    free(test);
+    return 1;
+}
