@@ -321,6 +321,15 @@ AQ_API int aq_quant_output_error(double *rel_error, const aq_quant *q, const flo
                                  const aq_hessian *H);
 /** Weight-space mean squared error ‖W − Ŵ‖²_F / (rows·cols). */
 AQ_API int aq_quant_weight_mse(double *mse, const aq_quant *q, const float *W, int64_t ld);
+/** y = Ŵ x for one input vector x (cols floats) into y (rows floats), with per-input-group
+ *  lookup tables ⟨x_j, C_m[k]⟩ so that each code costs one table read (AVX-512, AVX2 or
+ *  portable kernel chosen at run time); formats whose tables would outweigh the matrix (K·g_o >
+ *  rows, e.g. 1x16) read the codewords directly. Uses the quant's context for threads. */
+AQ_API int aq_quant_matvec(const aq_quant *q, const float *x, float *y);
+/** Y = X Ŵᵀ for @p n input rows X (n × cols, leading dimension @p ldx) into Y (n × rows,
+ *  leading dimension @p ldy): aq_quant_matvec() per row for small batches, dequantize +
+ *  cblas_sgemm from 8 rows on. */
+AQ_API int aq_quant_matmul(const aq_quant *q, const float *X, int64_t n, int64_t ldx, float *Y, int64_t ldy);
 /** Save / load in the format of docs/formats.md (versioned, checksummed). */
 AQ_API int aq_quant_save(const aq_quant *q, const char *path);
 AQ_API int aq_quant_load(aq_quant **out, aq_context *ctx, const char *path);
