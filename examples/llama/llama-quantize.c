@@ -3,7 +3,7 @@
  *
  *   llama-quantize MODEL CALIB TEST [--format 2x8g8] [--method greedy|oaem] [--beam 1]
  *                  [--epochs 10] [--threads 0] [--seed 1] [--calib-windows 32]
- *                  [--ppl-windows 40] [--out DIR] [--json]
+ *                  [--ppl-windows 40] [--out DIR] [--json] [--max-ppl-ratio R]
  *
  * The host side of the pipeline lives here: the model and its forward pass (examples/common),
  * calibration on CALIB, and replacing each finished layer by its dequantized weights so that
@@ -27,6 +27,7 @@
 typedef struct args {
     const char *model, *calib, *test, *format, *out;
     int method, beam, epochs, threads, calib_windows, ppl_windows, json;
+    double max_ppl_ratio; /* > 0: exit 1 if quantized / fp32 perplexity exceeds it (tests) */
     uint64_t seed;
 } args;
 
@@ -144,7 +145,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: llama-quantize MODEL CALIB TEST [--format 2x8g8] [--method greedy|oaem] [--beam 1]\n"
                     "       [--epochs 10] [--threads 0] [--seed 1] [--calib-windows 32] [--ppl-windows 40]\n"
-                    "       [--out DIR] [--json]\n");
+                    "       [--out DIR] [--json] [--max-ppl-ratio R]\n");
 }
 
 static int parse(args *a, int argc, char **argv)
@@ -175,6 +176,7 @@ static int parse(args *a, int argc, char **argv)
         else if (!strcmp(o, "--calib-windows")) a->calib_windows = atoi(v);
         else if (!strcmp(o, "--ppl-windows")) a->ppl_windows = atoi(v);
         else if (!strcmp(o, "--out")) a->out = v;
+        else if (!strcmp(o, "--max-ppl-ratio")) a->max_ppl_ratio = atof(v);
         else return -1;
     }
     return 0;
@@ -281,6 +283,10 @@ int main(int argc, char **argv)
         printf("%s %s beam %d: %.3f bits/param, perplexity fp32 %.3f -> quantized %.3f, mean layer error %.5f, "
                "%.1f s\n", a.format, a.method == AQ_INIT_OA_EM ? "oaem" : "greedy", a.beam, bpp, exp(nll_fp32),
                exp(nll_q), mean_err, quant_seconds);
+    const int too_high = a.max_ppl_ratio > 0 && !(exp(nll_q) <= a.max_ppl_ratio * exp(nll_fp32));
+    if (too_high)
+        fprintf(stderr, "llama-quantize: quantized perplexity %.3f exceeds %.2f x fp32 %.3f\n", exp(nll_q),
+                a.max_ppl_ratio, exp(nll_fp32));
     aq_pipeline_free(pipe);
     aq_options_free(opts);
     aq_hessian_free(h.shared);
@@ -288,7 +294,7 @@ int main(int argc, char **argv)
     llm_free(h.model);
     free(calib);
     free(test);
-    return 0;
+    return too_high ? 1 : 0;
 fail:
     fprintf(stderr, "llama-quantize: %s (%s)\n", aq_strerror(st), ctx ? aq_context_last_error(ctx) : "");
     aq_pipeline_free(pipe);
