@@ -18,8 +18,10 @@ import numpy as np
 
 from . import _lib
 from ._lib import lib, Format as _FormatStruct, Progress as _Progress, PROGRESS_FN as _PROGRESS_FN, LOG_FN as _LOG_FN
+from .safetensors import export_aqlm, read_safetensors
 
-__all__ = ["AqError", "Context", "Options", "Format", "Hessian", "Quant", "constant", "version", "version_string",
+__all__ = ["AqError", "Context", "Options", "Format", "Hessian", "Quant", "Pipeline", "constant", "version",
+           "version_string", "export_aqlm", "read_safetensors",
            "init", "beam_search", "update_codebooks", "optimize", "quantize_layer", "has_algorithm"]
 
 
@@ -221,8 +223,17 @@ class _Handle:
 
     def _release(self):
         if getattr(self, "_ptr", None):
-            type(self)._free_fn(self._ptr)
+            if not getattr(self, "_borrowed", False):
+                type(self)._free_fn(self._ptr)
             self._ptr = None
+
+    @classmethod
+    def _borrow(cls, ctx, ptr):
+        """A view of a handle the library owns, valid only during a callback."""
+        obj = cls.__new__(cls)
+        obj._borrowed = True
+        obj.ctx, obj._ptr = ctx, ctypes.c_void_p(ptr)
+        return obj
 
     def __del__(self):
         try:
@@ -469,6 +480,26 @@ class Quant(_Handle):
     def save(self, path):
         _check(lib.aq_quant_save(self.ptr, str(path).encode()), self.ctx)
 
+    def matvec(self, x):
+        """Ŵ x with the LUT kernels (x: float32 vector of length cols)."""
+        rows, cols = self.shape
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.shape != (cols,):
+            raise AqError(ERR_SHAPE, f"x has shape {x.shape}, expected ({cols},)")
+        y = np.empty(rows, dtype=np.float32)
+        _check(lib.aq_quant_matvec(self.ptr, x.ctypes.data, y.ctypes.data), self.ctx)
+        return y
+
+    def matmul(self, X):
+        """X Ŵᵀ for a batch X (n × cols, float32)."""
+        rows, cols = self.shape
+        X, ld = _float32_matrix(X, "X")
+        if X.shape[1] != cols:
+            raise AqError(ERR_SHAPE, f"X has {X.shape[1]} columns, expected {cols}")
+        Y = np.empty((X.shape[0], rows), dtype=np.float32)
+        _check(lib.aq_quant_matmul(self.ptr, X.ctypes.data, X.shape[0], ld, Y.ctypes.data, rows), self.ctx)
+        return Y
+
 
 def has_algorithm(name):
     """True if the loaded library exports aq_<name> (e.g. "init", "optimize")."""
@@ -507,3 +538,87 @@ def optimize(ctx, quant, W, H, options=None):
 def quantize_layer(ctx, quant, W, H, options=None):
     """init() followed by optimize()."""
     _run("aq_quantize_layer", ctx, quant, W, H, options)
+
+
+class Pipeline(_Handle):
+    """Whole-model quantization driven by a Python host object with methods
+
+        num_layers() -> int
+        layer_info(k) -> (name, rows, cols)
+        get_weight(k) -> float32 array (rows × cols)
+        calibrate(k, hessian)          # add layer k's inputs: hessian.add(X)
+        put_result(k, quant, report)   # quant is valid during the call: copy what you keep
+
+    `report` is a dict (layer, resumed, init_error, final_error, init_seconds, optimize_seconds).
+    An exception raised by the host stops the run and is re-raised by run()."""
+    _free_fn = lib.aq_pipeline_free
+
+    def __init__(self, ctx, fmt, host, options=None, resume_dir=None):
+        fmt = Format(fmt) if isinstance(fmt, str) else fmt
+        self.host = host
+        self._error = None
+        self._cb = self._callbacks()
+        ptr = ctypes.c_void_p()
+        _check(lib.aq_pipeline_create(ctypes.byref(ptr), ctx.handle, ctypes.byref(self._cb), ctypes.byref(fmt.struct),
+                                      options.ptr if options is not None else None), ctx)
+        self._attach(ctx, ptr)
+        if resume_dir is not None:
+            _check(lib.aq_pipeline_set_resume_dir(self.ptr, str(resume_dir).encode()), ctx)
+
+    def _guard(self, fn):
+        def call(*args):
+            try:
+                return fn(*args) or 0
+            except BaseException as exc:  # noqa: BLE001 — re-raised by run()
+                self._error = exc
+                return 1
+        return call
+
+    def _callbacks(self):
+        L = _lib
+        self._names = {}
+
+        def num_layers(out, _ud):
+            out[0] = int(self.host.num_layers())
+
+        def layer_info(k, name, rows, cols, _ud):
+            n, r, c = self.host.layer_info(k)
+            self._names[k] = str(n).encode()  # the library keeps a pointer to it during the layer
+            name[0], rows[0], cols[0] = self._names[k], int(r), int(c)
+
+        def get_weight(k, out, _ud):
+            _, r, c = self.host.layer_info(k)
+            W = np.ascontiguousarray(self.host.get_weight(k), dtype=np.float32)
+            if W.shape != (r, c):
+                raise AqError(ERR_SHAPE, f"get_weight({k}) returned shape {W.shape}, expected {(r, c)}")
+            ctypes.memmove(out, W.ctypes.data, W.nbytes)
+
+        def calibrate(k, h, _ud):
+            self.host.calibrate(k, Hessian._borrow(self.ctx, h))
+
+        def put_result(k, q, rep, _ud):
+            r = rep.contents
+            report = {f: getattr(r, f) for f in ("layer", "resumed", "init_error", "final_error", "init_seconds",
+                                                  "optimize_seconds")}
+            self.host.put_result(k, Quant._borrow(self.ctx, q), report)
+
+        cb = L.PipelineCallbacks()
+        cb.struct_size = ctypes.sizeof(L.PipelineCallbacks)
+        cb.num_layers = L.NUM_LAYERS_FN(self._guard(num_layers))
+        cb.layer_info = L.LAYER_INFO_FN(self._guard(layer_info))
+        cb.get_weight = L.GET_WEIGHT_FN(self._guard(get_weight))
+        cb.calibrate = L.CALIBRATE_FN(self._guard(calibrate))
+        cb.put_result = L.PUT_RESULT_FN(self._guard(put_result))
+        return cb
+
+    def run(self):
+        self._error = None
+        status = lib.aq_pipeline_run(self.ptr)
+        err, self._error = self._error, None
+        if err is not None and status in (ERR_CALLBACK, ERR_CANCELLED):
+            raise err
+        return self.ctx._call(status)
+
+    @property
+    def host_status(self):
+        return lib.aq_pipeline_host_status(self.ptr)

@@ -23,6 +23,26 @@ class Progress(ctypes.Structure):
                 ("operation", c_char_p), ("objective", c_double)]
 
 
+class LayerReport(ctypes.Structure):
+    """struct aq_layer_report."""
+    _fields_ = [("struct_size", c_uint32), ("layer", c_int32), ("resumed", c_int32), ("init_error", c_double),
+                ("final_error", c_double), ("init_seconds", c_double), ("optimize_seconds", c_double)]
+
+
+NUM_LAYERS_FN = ctypes.CFUNCTYPE(c_int, P(c_int32), c_void_p)
+LAYER_INFO_FN = ctypes.CFUNCTYPE(c_int, c_int32, P(c_char_p), P(c_int64), P(c_int64), c_void_p)
+GET_WEIGHT_FN = ctypes.CFUNCTYPE(c_int, c_int32, c_void_p, c_void_p)
+CALIBRATE_FN = ctypes.CFUNCTYPE(c_int, c_int32, c_void_p, c_void_p)
+PUT_RESULT_FN = ctypes.CFUNCTYPE(c_int, c_int32, c_void_p, P(LayerReport), c_void_p)
+
+
+class PipelineCallbacks(ctypes.Structure):
+    """struct aq_pipeline_callbacks."""
+    _fields_ = [("struct_size", c_uint32), ("num_layers", NUM_LAYERS_FN), ("layer_info", LAYER_INFO_FN),
+                ("get_weight", GET_WEIGHT_FN), ("calibrate", CALIBRATE_FN), ("put_result", PUT_RESULT_FN),
+                ("userdata", c_void_p)]
+
+
 PROGRESS_FN = ctypes.CFUNCTYPE(c_int, P(Progress), c_void_p)
 LOG_FN = ctypes.CFUNCTYPE(None, c_int32, c_char_p, c_void_p)
 
@@ -121,6 +141,13 @@ _PROTOTYPES = {
     "aq_quant_output_error": (c_int, [P(c_double), c_void_p, c_void_p, c_int64, c_void_p]),
     "aq_quant_weight_mse": (c_int, [P(c_double), c_void_p, c_void_p, c_int64]),
     "aq_quant_save": (c_int, [c_void_p, c_char_p]),
+    "aq_quant_matvec": (c_int, [c_void_p, c_void_p, c_void_p]),
+    "aq_quant_matmul": (c_int, [c_void_p, c_void_p, c_int64, c_int64, c_void_p, c_int64]),
+    "aq_pipeline_create": (c_int, [P(c_void_p), c_void_p, P(PipelineCallbacks), P(Format), c_void_p]),
+    "aq_pipeline_free": (None, [c_void_p]),
+    "aq_pipeline_set_resume_dir": (c_int, [c_void_p, c_char_p]),
+    "aq_pipeline_run": (c_int, [c_void_p]),
+    "aq_pipeline_host_status": (c_int, [c_void_p]),
     "aq_quant_load": (c_int, [P(c_void_p), c_void_p, c_char_p]),
 }
 # Algorithms share one signature: (ctx, quant, W, ld, H, options). Some may be absent from an

@@ -1,0 +1,68 @@
+"""A small safetensors writer/reader and the export of a quantized layer in AQLM's tensor layout.
+
+safetensors: 8-byte little-endian header length, a JSON header {name: {"dtype", "shape",
+"data_offsets": [begin, end]}, "__metadata__": {...}}, then the raw little-endian data."""
+import json
+import struct
+
+import numpy as np
+
+_DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.float16): "F16", np.dtype(np.int8): "I8",
+           np.dtype(np.int16): "I16", np.dtype(np.int32): "I32", np.dtype(np.uint8): "U8"}
+_NUMPY = {v: k for k, v in _DTYPES.items()}
+
+
+def write_safetensors(path, tensors, metadata=None):
+    """Write {name: numpy array} to @path."""
+    header, offset, blobs = {}, 0, []
+    for name, a in tensors.items():
+        a = np.ascontiguousarray(a)
+        if a.dtype not in _DTYPES:
+            raise TypeError(f"{name}: dtype {a.dtype} is not supported")
+        data = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
+        header[name] = {"dtype": _DTYPES[a.dtype], "shape": list(a.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # align the data
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for blob in blobs:
+            f.write(blob)
+
+
+def read_safetensors(path):
+    """({name: numpy array}, metadata) from a safetensors file."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 8:
+        raise ValueError(f"{path}: not a safetensors file")
+    (n,) = struct.unpack("<Q", raw[:8])
+    if 8 + n > len(raw):
+        raise ValueError(f"{path}: truncated header")
+    header = json.loads(raw[8:8 + n])
+    metadata = header.pop("__metadata__", {})
+    base, out = 8 + n, {}
+    for name, info in header.items():
+        begin, end = info["data_offsets"]
+        dtype = _NUMPY[info["dtype"]].newbyteorder("<")
+        if base + end > len(raw):
+            raise ValueError(f"{path}: tensor {name} is truncated")
+        out[name] = np.frombuffer(raw[base + begin:base + end], dtype=dtype).reshape(info["shape"]).astype(dtype.newbyteorder("="))
+    return out, metadata
+
+
+def export_aqlm(quant, path, prefix="", codebook_dtype=np.float32):
+    """Write a quantized layer as AQLM's tensors: {prefix}codes int8/int16 (two's complement of the
+    unsigned codes, shape [O/g_o, I/g, M]), {prefix}codebooks [M, K, g_o, g] and {prefix}scales
+    [O/g_o, 1, 1, 1]."""
+    codes = quant.codes
+    signed = codes.view(np.int8) if codes.dtype == np.uint8 else codes.view(np.int16)
+    scales = quant.scales.reshape(-1, 1, 1, 1)
+    fmt = quant.format
+    write_safetensors(path, {prefix + "codes": signed, prefix + "codebooks": quant.codebooks.astype(codebook_dtype),
+                             prefix + "scales": scales.astype(codebook_dtype)},
+                      {"format": fmt.text, "producer": "libaqinit", "rows": quant.shape[0], "cols": quant.shape[1]})

@@ -1,0 +1,101 @@
+"""Pipeline through ctypes callbacks, LUT mat-vec, and the AQLM safetensors export."""
+import numpy as np
+import pytest
+
+import aqinit
+
+
+class TwoLayerHost:
+    """y = W1 (W0 x), calibrated true-sequentially on fixed inputs."""
+
+    def __init__(self, seed=0):
+        rng = np.random.default_rng(seed)
+        self.W = [rng.standard_normal((16, 32)).astype(np.float32), rng.standard_normal((8, 16)).astype(np.float32)]
+        self.X = rng.standard_normal((300, 32)).astype(np.float32)
+        self.reports, self.quants, self.fail_at = {}, {}, None
+
+    def num_layers(self):
+        return 2
+
+    def layer_info(self, k):
+        return f"fc{k}", *self.W[k].shape
+
+    def get_weight(self, k):
+        return self.W[k]
+
+    def calibrate(self, k, hessian):
+        if self.fail_at == k:
+            raise KeyError("host cannot calibrate")
+        hessian.add(self.X if k == 0 else self.X @ self.W[0].T)
+
+    def put_result(self, k, quant, report):
+        self.W[k] = quant.dequantize()  # the next layer sees the quantized model
+        self.quants[k] = quant.clone()
+        self.reports[k] = report
+
+
+def test_pipeline_runs_true_sequentially(tmp_path):
+    with aqinit.Context(threads=2, seed=1) as ctx:
+        host = TwoLayerHost()
+        original = [w.copy() for w in host.W]
+        opts = aqinit.Options(ctx, INIT_METHOD=aqinit.INIT_OA_EM, MAX_EPOCHS=2)
+        aqinit.Pipeline(ctx, "2x4g4", host, opts, resume_dir=tmp_path).run()
+        for k in (0, 1):
+            r = host.reports[k]
+            assert r["layer"] == k and r["resumed"] == 0
+            assert 0 < r["final_error"] <= r["init_error"] * (1 + 1e-9)
+            assert not np.array_equal(host.W[k], original[k])
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["layer-00000.aqq", "layer-00001.aqq"]
+        # Resuming: the host is never asked to calibrate, and gets the same layers back.
+        again = TwoLayerHost()
+        again.fail_at = 0
+        aqinit.Pipeline(ctx, "2x4g4", again, opts, resume_dir=tmp_path).run()
+        for k in (0, 1):
+            assert again.reports[k]["resumed"] == 1
+            np.testing.assert_array_equal(again.W[k], host.W[k])
+
+
+def test_host_exceptions_propagate():
+    with aqinit.Context() as ctx:
+        host = TwoLayerHost()
+        host.fail_at = 1
+        p = aqinit.Pipeline(ctx, "2x4g4", host)
+        with pytest.raises(KeyError, match="host cannot calibrate"):
+            p.run()
+        assert p.host_status == 1 and 0 in host.reports and 1 not in host.reports
+
+
+def test_matvec_and_matmul_equal_numpy():
+    rng = np.random.default_rng(3)
+    with aqinit.Context(threads=2) as ctx:
+        q = aqinit.Quant(ctx, "2x8g8", 64, 128)
+        q.codes = rng.integers(0, 256, size=(64, 16, 2)).astype(np.uint8)
+        q.codebooks = rng.standard_normal((2, 256, 1, 8)).astype(np.float32)
+        q.scales = rng.uniform(0.5, 1.5, 64).astype(np.float32)
+        W = q.dequantize().astype(np.float64)
+        x = rng.standard_normal(128).astype(np.float32)
+        np.testing.assert_allclose(q.matvec(x), W @ x, rtol=1e-4, atol=1e-4 * np.abs(W @ x).max())
+        X = rng.standard_normal((20, 128)).astype(np.float32)
+        np.testing.assert_allclose(q.matmul(X), X @ W.T, rtol=1e-4, atol=1e-4 * np.abs(X @ W.T).max())
+
+
+def test_aqlm_safetensors_export_round_trip(tmp_path):
+    rng = np.random.default_rng(4)
+    with aqinit.Context() as ctx:
+        q = aqinit.Quant(ctx, "1x16g8", 8, 32)
+        codes = rng.integers(0, 65536, size=(8, 4, 1)).astype(np.uint16)
+        q.codes = codes
+        q.codebooks = rng.standard_normal((1, 65536, 1, 8)).astype(np.float32)
+        path = tmp_path / "layer.safetensors"
+        aqinit.export_aqlm(q, path, prefix="model.layers.0.mlp.down_proj.")
+        tensors, meta = aqinit.read_safetensors(path)
+        c = tensors["model.layers.0.mlp.down_proj.codes"]
+        assert c.dtype == np.int16 and c.shape == (8, 4, 1)
+        np.testing.assert_array_equal(c.view(np.uint16), codes)  # two's complement of the codes
+        np.testing.assert_array_equal(tensors["model.layers.0.mlp.down_proj.codebooks"], q.codebooks)
+        assert tensors["model.layers.0.mlp.down_proj.scales"].shape == (8, 1, 1, 1)
+        assert meta["format"].startswith("1x16g8")
+        # Rebuild Ŵ from the exported tensors alone.
+        books = tensors["model.layers.0.mlp.down_proj.codebooks"][0, :, 0, :]
+        W = books[c.view(np.uint16)[:, :, 0]].reshape(8, 32) * tensors["model.layers.0.mlp.down_proj.scales"].reshape(8, 1)
+        np.testing.assert_allclose(W, q.dequantize(), rtol=1e-6)
