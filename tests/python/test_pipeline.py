@@ -99,3 +99,27 @@ def test_aqlm_safetensors_export_round_trip(tmp_path):
         books = tensors["model.layers.0.mlp.down_proj.codebooks"][0, :, 0, :]
         W = books[c.view(np.uint16)[:, :, 0]].reshape(8, 32) * tensors["model.layers.0.mlp.down_proj.scales"].reshape(8, 1)
         np.testing.assert_allclose(W, q.dequantize(), rtol=1e-6)
+
+
+TINY = __import__("os").path.join(__import__("os").path.dirname(__file__), "..", "..", "..", "shared", "bench", "tiny")
+
+
+@pytest.mark.skipif(not __import__("os").path.exists(TINY), reason="../shared/bench/tiny not found")
+def test_numpy_llama_example_on_the_tiny_model(tmp_path):
+    import os
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "python", "examples"))
+    import llama_numpy_pipeline as ex
+    model = ex.LlamaNumpy(os.path.join(TINY, "model.bin"))
+    calib = np.fromfile(os.path.join(TINY, "calib.tok.bin"), dtype="<u2").astype(np.int64)
+    # The numpy forward reproduces the reference figure (289.96 on all 512 windows; 40 here).
+    fp32 = ex.perplexity(model, calib, 40)
+    with aqinit.Context(threads=2, seed=1) as ctx:
+        host = ex.Host(model, calib, 4)
+        aqinit.Pipeline(ctx, "2x6g4", host, aqinit.Options(ctx, INIT_METHOD=aqinit.INIT_OA_EM, MAX_EPOCHS=2)).run()
+        assert len(host.quants) == 28
+        quantized = ex.perplexity(model, calib, 40)
+        assert quantized < 1.5 * fp32
+        aqinit.export_aqlm(host.quants[0], tmp_path / "l0.safetensors")
+        tensors, _ = aqinit.read_safetensors(tmp_path / "l0.safetensors")
+        np.testing.assert_array_equal(tensors["codes"].view(np.uint8), host.quants[0].codes)
