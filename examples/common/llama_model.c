@@ -24,6 +24,8 @@ struct llm_model {
     llm_block *blocks;
     /* activations of one window */
     float *x, *xb, *xb2, *q, *k, *v, *h1, *h3, *att;
+    /* key/value cache of llm_decode: [n_layers][seq_len][kv_dim], allocated on first use */
+    float *k_cache, *v_cache;
 };
 
 /* ---------------------------------------------------------------- loading */
@@ -180,6 +182,8 @@ void llm_free(llm_model *m)
     free(m->h1);
     free(m->h3);
     free(m->att);
+    free(m->k_cache);
+    free(m->v_cache);
     free(m);
 }
 
@@ -389,5 +393,92 @@ int llm_perplexity(llm_model *m, const uint16_t *tokens, size_t n_tokens, int ma
     free(logits);
     *mean_nll = count ? total / (double)count : 0.0;
     *n_predicted = count;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- single-token decoding */
+
+static int apply_linear(llm_model *m, int index, const float *x, float *y, llm_linear_fn linear_fn, void *ud)
+{
+    if (linear_fn)
+        return linear_fn(index, x, y, ud);
+    const int kind = index % LLM_LINEARS_PER_BLOCK;
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)linear_rows(m, kind), (int)linear_cols(m, kind), 1.0f,
+                llm_linear_weight(m, index), (int)linear_cols(m, kind), x, 1, 0.0f, y, 1);
+    return 0;
+}
+
+int llm_decode(llm_model *m, int token, int pos, float *logits, llm_linear_fn linear_fn, void *userdata)
+{
+    const int d = m->cfg.dim, hd = m->cfg.hidden_dim, hs = m->head_size, kvd = m->kv_dim, seq = m->cfg.seq_len;
+    const int group = m->cfg.n_heads / m->cfg.n_kv_heads;
+    float *x = m->x, *xb = m->xb, *xb2 = m->xb2, *q = m->q, *att = m->att, *h1 = m->h1, *h3 = m->h3;
+    int st;
+    if (token < 0 || token >= m->cfg.vocab_size || pos < 0 || pos >= seq || !logits)
+        return -1;
+    if (!m->k_cache) {
+        const size_t n = (size_t)m->cfg.n_layers * (size_t)seq * (size_t)kvd;
+        m->k_cache = malloc(sizeof(float) * n);
+        m->v_cache = malloc(sizeof(float) * n);
+        if (!m->k_cache || !m->v_cache)
+            return -1;
+    }
+    memcpy(x, m->embedding + (size_t)token * d, sizeof(float) * (size_t)d);
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        float *kc = m->k_cache + ((size_t)l * seq + pos) * kvd, *vc = m->v_cache + ((size_t)l * seq + pos) * kvd;
+        const int base = l * LLM_LINEARS_PER_BLOCK;
+        rmsnorm(xb, x, m->blocks[l].rms_att, 1, d);
+        if ((st = apply_linear(m, base + L_WQ, xb, q, linear_fn, userdata))
+            || (st = apply_linear(m, base + L_WK, xb, kc, linear_fn, userdata))
+            || (st = apply_linear(m, base + L_WV, xb, vc, linear_fn, userdata)))
+            return st;
+        /* rope() rotates row t of a matrix by position t: shift the tables to this position */
+        llm_model at = *m;
+        at.freq_re = m->freq_re + (size_t)pos * (hs / 2);
+        at.freq_im = m->freq_im + (size_t)pos * (hs / 2);
+        rope(&at, q, 1, d);
+        rope(&at, kc, 1, kvd);
+        for (int h = 0; h < m->cfg.n_heads; h++) { /* softmax(q·k / sqrt(hs)) over positions 0..pos */
+            const float *qh = q + h * hs;
+            const int kv = (h / group) * hs;
+            float mx = -INFINITY;
+            double sum = 0.0;
+            for (int t = 0; t <= pos; t++) {
+                const float *kt = m->k_cache + ((size_t)l * seq + t) * kvd + kv;
+                float dot = 0.0f;
+                for (int i = 0; i < hs; i++)
+                    dot += qh[i] * kt[i];
+                att[t] = dot / sqrtf((float)hs);
+                mx = att[t] > mx ? att[t] : mx;
+            }
+            for (int t = 0; t <= pos; t++) {
+                att[t] = expf(att[t] - mx);
+                sum += att[t];
+            }
+            for (int i = 0; i < hs; i++)
+                xb2[h * hs + i] = 0.0f;
+            for (int t = 0; t <= pos; t++) {
+                const float *vt = m->v_cache + ((size_t)l * seq + t) * kvd + kv, a = (float)(att[t] / sum);
+                for (int i = 0; i < hs; i++)
+                    xb2[h * hs + i] += a * vt[i];
+            }
+        }
+        if ((st = apply_linear(m, base + L_WO, xb2, xb, linear_fn, userdata)))
+            return st;
+        for (int i = 0; i < d; i++)
+            x[i] += xb[i];
+        rmsnorm(xb, x, m->blocks[l].rms_ffn, 1, d);
+        if ((st = apply_linear(m, base + L_W1, xb, h1, linear_fn, userdata))
+            || (st = apply_linear(m, base + L_W3, xb, h3, linear_fn, userdata)))
+            return st;
+        for (int i = 0; i < hd; i++)
+            h1[i] = h1[i] / (1.0f + expf(-h1[i])) * h3[i];
+        if ((st = apply_linear(m, base + L_W2, h1, xb, linear_fn, userdata)))
+            return st;
+        for (int i = 0; i < d; i++)
+            x[i] += xb[i];
+    }
+    rmsnorm(xb, x, m->rms_final, 1, d);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, m->cfg.vocab_size, d, 1.0f, m->classifier, d, xb, 1, 0.0f, logits, 1);
     return 0;
 }

@@ -35,6 +35,15 @@ float *llm_linear_weight(llm_model *m, int index);        /* rows × cols, row-m
 int llm_forward(llm_model *m, const uint16_t *tokens, int n, float *logits, llm_linear_hook hook,
                 void *userdata);
 
+/* One linear layer applied to one vector: y = W_index x (rows values from cols values). */
+typedef int (*llm_linear_fn)(int linear_index, const float *x, float *y, void *userdata);
+
+/* Single-token decoding with a key/value cache: feed @p token at position @p pos (0, 1, 2, ...;
+ * pos 0 starts a new sequence) and get vocab_size logits. Every linear layer goes through
+ * @p linear_fn (NULL: the model's fp32 weights), e.g. aq_quant_matvec on a quantized model.
+ * Returns 0, the linear function's non-zero value, or -1. */
+int llm_decode(llm_model *m, int token, int pos, float *logits, llm_linear_fn linear_fn, void *userdata);
+
 /* Perplexity protocol of ../shared/bench/README.md: consecutive windows of seq_len tokens
  * (remainder dropped; at most @p max_windows if > 0), predicting tokens 2..seq_len of each.
  * Writes the mean negative log-likelihood and the number of predicted tokens. */

@@ -4,13 +4,16 @@
  *   llama-quantize MODEL CALIB TEST [--format 2x8g8] [--method greedy|oaem] [--beam 1]
  *                  [--epochs 10] [--threads 0] [--seed 1] [--calib-windows 32]
  *                  [--ppl-windows 40] [--out DIR] [--json] [--max-ppl-ratio R]
+ *                  [--generate N [--tokenizer tokenizer.bin] [--temperature 0.8]]
  *
  * The host side of the pipeline lives here: the model and its forward pass (examples/common),
  * calibration on CALIB, and replacing each finished layer by its dequantized weights so that
  * later layers are calibrated on the quantized model. --out DIR keeps the quantized layers
  * (docs/formats.md, "Quantized model directory") and resumes from them. Perplexity follows
  * ../shared/bench/README.md on the first --ppl-windows windows of TEST (0 = all). One progress
- * line per layer goes to stderr; --json prints one JSON object on stdout. */
+ * line per layer goes to stderr; --json prints one JSON object on stdout. --generate N then
+ * writes N tokens of text sampled from the quantized model, every linear layer computed from
+ * the codes by aq_quant_matvec (the LUT kernels), with a key/value cache. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -22,12 +25,16 @@
 #include <aqinit.h>
 
 #include "llama_model.h"
+#include "tokenizer.h"
 #include "tokens.h"
 
 typedef struct args {
     const char *model, *calib, *test, *format, *out;
     int method, beam, epochs, threads, calib_windows, ppl_windows, json;
     double max_ppl_ratio; /* > 0: exit 1 if quantized / fp32 perplexity exceeds it (tests) */
+    int generate;
+    double temperature;
+    const char *tokenizer;
     uint64_t seed;
 } args;
 
@@ -42,6 +49,7 @@ typedef struct host {
     aq_hessian *shared;   /* Hessian of the input of shared_for */
     int shared_for;       /* first linear of the input group cached in shared, or −1 */
     double error_sum, seconds;
+    aq_quant **quants;    /* every finished layer, for generation with the LUT kernels */
 } host;
 
 static double now_seconds(void)
@@ -132,6 +140,10 @@ static int cb_put_result(int32_t k, const aq_quant *q, const aq_layer_report *r,
     llm_linear_info(h->model, k, &name, &rows, &cols);
     if (aq_quant_dequantize(q, llm_linear_weight(h->model, k), cols) != AQ_OK)
         return 4;
+    aq_quant_free(h->quants[k]);
+    h->quants[k] = NULL;
+    if (aq_quant_clone(&h->quants[k], q) != AQ_OK)
+        return 5;
     if (!r->resumed)
         h->error_sum += r->final_error;
     h->seconds += r->init_seconds + r->optimize_seconds;
@@ -145,7 +157,8 @@ static void usage(void)
 {
     fprintf(stderr, "usage: llama-quantize MODEL CALIB TEST [--format 2x8g8] [--method greedy|oaem] [--beam 1]\n"
                     "       [--epochs 10] [--threads 0] [--seed 1] [--calib-windows 32] [--ppl-windows 40]\n"
-                    "       [--out DIR] [--json] [--max-ppl-ratio R]\n");
+                    "       [--out DIR] [--json] [--max-ppl-ratio R]\n"
+                    "       [--generate N [--tokenizer tokenizer.bin] [--temperature 0.8]]\n");
 }
 
 static int parse(args *a, int argc, char **argv)
@@ -155,7 +168,7 @@ static int parse(args *a, int argc, char **argv)
     memset(a, 0, sizeof *a);
     a->model = argv[1], a->calib = argv[2], a->test = argv[3];
     a->format = "2x8g8", a->method = AQ_INIT_OA_EM, a->beam = 1, a->epochs = 10;
-    a->calib_windows = 32, a->ppl_windows = 40, a->seed = 1;
+    a->calib_windows = 32, a->ppl_windows = 40, a->seed = 1, a->temperature = 0.8;
     for (int i = 4; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(o, "--json")) {
@@ -177,6 +190,9 @@ static int parse(args *a, int argc, char **argv)
         else if (!strcmp(o, "--ppl-windows")) a->ppl_windows = atoi(v);
         else if (!strcmp(o, "--out")) a->out = v;
         else if (!strcmp(o, "--max-ppl-ratio")) a->max_ppl_ratio = atof(v);
+        else if (!strcmp(o, "--generate")) a->generate = atoi(v);
+        else if (!strcmp(o, "--temperature")) a->temperature = atof(v);
+        else if (!strcmp(o, "--tokenizer")) a->tokenizer = v;
         else return -1;
     }
     return 0;
@@ -213,6 +229,69 @@ static double model_bpp(const aq_format *fmt, llm_model *m)
         params += (double)r * c;
     }
     return bits / params;
+}
+
+static int lut_linear(int index, const float *x, float *y, void *ud)
+{
+    return aq_quant_matvec(((host *)ud)->quants[index], x, y) == AQ_OK ? 0 : 1;
+}
+
+/* Sample from softmax(logits / T) (T = 0: the argmax) with a small LCG seeded by --seed. */
+static int sample(const float *logits, int n, double temperature, uint64_t *state)
+{
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        best = logits[i] > logits[best] ? i : best;
+    if (temperature <= 0.0)
+        return best;
+    double sum = 0.0, r;
+    for (int i = 0; i < n; i++)
+        sum += exp((logits[i] - logits[best]) / temperature);
+    *state = *state * 6364136223846793005ULL + 1442695040888963407ULL;
+    r = (double)(*state >> 11) * 0x1.0p-53 * sum;
+    for (int i = 0; i < n; i++) {
+        r -= exp((logits[i] - logits[best]) / temperature);
+        if (r <= 0.0)
+            return i;
+    }
+    return best;
+}
+
+/* Text from BOS with the quantized layers through aq_quant_matvec. */
+static int generate(const args *a, host *h)
+{
+    char path[4096], err[512];
+    tokenizer *tk = NULL;
+    const llm_config *c = llm_get_config(h->model);
+    uint64_t state = a->seed;
+    int token = 1, n = a->generate < c->seq_len ? a->generate : c->seq_len;
+    float *logits = malloc(sizeof(float) * (size_t)c->vocab_size);
+    if (a->tokenizer)
+        snprintf(path, sizeof path, "%s", a->tokenizer);
+    else { /* tokenizer.bin next to the model */
+        const char *slash = strrchr(a->model, '/');
+        snprintf(path, sizeof path, "%.*stokenizer.bin", slash ? (int)(slash - a->model + 1) : 0, a->model);
+    }
+    if (!logits || tokenizer_load(&tk, path, c->vocab_size, err, sizeof err) != 0) {
+        fprintf(stderr, "llama-quantize: %s\n", logits ? err : "out of memory");
+        free(logits);
+        return 1;
+    }
+    double t0 = now_seconds();
+    fprintf(stderr, "--- %d tokens from the quantized model (LUT kernels, temperature %.2f):\n", n, a->temperature);
+    for (int pos = 0; pos < n; pos++) {
+        if (llm_decode(h->model, token, pos, logits, lut_linear, h) != 0) {
+            fprintf(stderr, "llama-quantize: decoding failed\n");
+            break;
+        }
+        int next = sample(logits, c->vocab_size, a->temperature, &state);
+        fputs(tokenizer_piece(tk, token, next), stderr);
+        token = next;
+    }
+    fprintf(stderr, "\n--- %.1f tokens/s\n", n / (now_seconds() - t0));
+    tokenizer_free(tk);
+    free(logits);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -255,6 +334,10 @@ int main(int argc, char **argv)
         || (st = aq_options_set_int(opts, AQ_OPT_MAX_EPOCHS, a.epochs)) != AQ_OK)
         goto fail;
     h.calib = calib, h.n_calib = n_calib, h.calib_windows = a.calib_windows, h.ctx = ctx, h.shared_for = -1;
+    if (!(h.quants = calloc((size_t)llm_num_linears(h.model), sizeof *h.quants))) {
+        st = AQ_ERR_NOMEM;
+        goto fail;
+    }
     aq_pipeline_callbacks cb = {sizeof cb, cb_num_layers, cb_layer_info, cb_get_weight, cb_calibrate, cb_put_result, &h};
     if ((st = aq_pipeline_create(&pipe, ctx, &cb, &fmt, opts)) != AQ_OK)
         goto fail;
@@ -283,10 +366,15 @@ int main(int argc, char **argv)
         printf("%s %s beam %d: %.3f bits/param, perplexity fp32 %.3f -> quantized %.3f, mean layer error %.5f, "
                "%.1f s\n", a.format, a.method == AQ_INIT_OA_EM ? "oaem" : "greedy", a.beam, bpp, exp(nll_fp32),
                exp(nll_q), mean_err, quant_seconds);
+    if (a.generate > 0)
+        generate(&a, &h);
     const int too_high = a.max_ppl_ratio > 0 && !(exp(nll_q) <= a.max_ppl_ratio * exp(nll_fp32));
     if (too_high)
         fprintf(stderr, "llama-quantize: quantized perplexity %.3f exceeds %.2f x fp32 %.3f\n", exp(nll_q),
                 a.max_ppl_ratio, exp(nll_fp32));
+    for (int k = 0; h.quants && k < llm_num_linears(h.model); k++)
+        aq_quant_free(h.quants[k]);
+    free(h.quants);
     aq_pipeline_free(pipe);
     aq_options_free(opts);
     aq_hessian_free(h.shared);
@@ -297,6 +385,9 @@ int main(int argc, char **argv)
     return too_high ? 1 : 0;
 fail:
     fprintf(stderr, "llama-quantize: %s (%s)\n", aq_strerror(st), ctx ? aq_context_last_error(ctx) : "");
+    for (int k = 0; h.quants && k < llm_num_linears(h.model); k++)
+        aq_quant_free(h.quants[k]);
+    free(h.quants);
     aq_pipeline_free(pipe);
     aq_options_free(opts);
     aq_hessian_free(h.shared);
