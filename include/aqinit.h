@@ -185,6 +185,9 @@ typedef struct aq_options aq_options;
 #define AQ_OPT_UPDATE_SCALES            214 /**< int: 1 (default) re-fits the scales in closed form after each codebook update */
 #define AQ_OPT_MAX_EPOCHS               220 /**< int: epochs of {codebook/scale update, beam pass} in aq_optimize, default 10 */
 #define AQ_OPT_REL_TOL                  221 /**< double: aq_optimize stops when an epoch improves L by less than this fraction, default 0.01 */
+#define AQ_OPT_VSTEP_MAX_FRACTION       230 /**< double: aq_vstep revisits at most this fraction of the tiles, default 0.01, in (0, 1] */
+#define AQ_OPT_VSTEP_SELECTION          231 /**< int: AQ_VSTEP_LARGEST (default) or AQ_VSTEP_SAMPLED */
+#define AQ_OPT_VSTEP_TRUST_RATIO        232 /**< double: > 0 rejects a tile change larger than this times the tile's norm, default 0 (off) */
 
 #define AQ_INIT_GREEDY 0 /**< AQLM's greedy residual Euclidean k-means */
 #define AQ_INIT_OA_EM  1 /**< output-aware EM with the Hessian-weighted Mahalanobis distance */
@@ -195,6 +198,9 @@ typedef struct aq_options aq_options;
 #define AQ_EM_SEED_KMEANS      0 /**< Euclidean k-means result, as the reference does */
 #define AQ_EM_SEED_RANDOM_ROWS 1
 #define AQ_EM_SEED_KMEANSPP    2
+
+#define AQ_VSTEP_LARGEST 0 /**< the tiles farthest from the target */
+#define AQ_VSTEP_SAMPLED 1 /**< tiles sampled without replacement with probability ∝ their distance (seeded) */
 
 #define AQ_MSTEP_EXACT 0 /**< closed form: one g×g SPD solve per centroid */
 #define AQ_MSTEP_ADAM  1 /**< Adam + cosine schedule, as the reference implementation */
@@ -371,6 +377,26 @@ AQ_API int aq_optimize(aq_context *ctx, aq_quant *quant, const float *W, int64_t
 /** aq_init() followed by aq_optimize(). */
 AQ_API int aq_quantize_layer(aq_context *ctx, aq_quant *quant, const float *W, int64_t ld,
                              const aq_hessian *H, const aq_options *options);
+/**@}*/
+
+/* ------------------------------------------------------------------------------------------ */
+/** @name PV-tuning primitives (the host owns autograd)
+ *  P-step: gradients of a loss with respect to the continuous parameters; V-step: a budgeted
+ *  search of the discrete codes towards a continuous target. */
+/**@{*/
+/** The exact transpose of aq_quant_dequantize(): from ∂L/∂Ŵ (rows × cols, leading dimension
+ *  @p ld) write ∂L/∂codebooks (codebooks_count floats, layout of aq_quant_codebooks()) and
+ *  ∂L/∂scales (one per output group). Either output may be NULL. Sums run in double. */
+AQ_API int aq_quant_backward(const aq_quant *quant, const float *grad_W, int64_t ld, float *grad_codebooks,
+                             float *grad_scales);
+/** Move the codes towards @p target (rows × cols, leading dimension @p ld): the distance of a
+ *  tile is ‖Ŵ_tile − T_tile‖² (H NULL) or Σ_rows (Ŵ − T) H_jj (Ŵ − T)ᵀ. At most
+ *  ::AQ_OPT_VSTEP_MAX_FRACTION of the tiles are revisited (::AQ_OPT_VSTEP_SELECTION), each by
+ *  one coordinate pass over its M codes; a tile keeps its new codes only if its distance
+ *  decreased (and, with ::AQ_OPT_VSTEP_TRUST_RATIO, the change is small enough). Codebooks and
+ *  scales are unchanged. @p n_changed (may be NULL) receives the number of codes changed. */
+AQ_API int aq_vstep(aq_context *ctx, aq_quant *quant, const float *target, int64_t ld, const aq_hessian *H,
+                    const aq_options *options, int64_t *n_changed);
 /**@}*/
 
 /* ------------------------------------------------------------------------------------------ */

@@ -27,6 +27,9 @@ typedef struct aqi_options_values {
     int64_t update_scales;
     int64_t max_epochs;
     double rel_tol;
+    double vstep_max_fraction;
+    int64_t vstep_selection;
+    double vstep_trust_ratio;
 } aqi_options_values;
 
 struct aq_options {
