@@ -20,7 +20,7 @@ from . import _lib
 from ._lib import lib, Format as _FormatStruct, Progress as _Progress, PROGRESS_FN as _PROGRESS_FN, LOG_FN as _LOG_FN
 from .safetensors import export_aqlm, read_safetensors
 
-__all__ = ["AqError", "Context", "Options", "Format", "Hessian", "Quant", "Pipeline", "constant", "version",
+__all__ = ["AqError", "Context", "Options", "Format", "Hessian", "Quant", "Pipeline", "vstep", "constant", "version",
            "version_string", "export_aqlm", "read_safetensors",
            "init", "beam_search", "update_codebooks", "optimize", "quantize_layer", "has_algorithm"]
 
@@ -56,7 +56,8 @@ _CONSTANT_NAMES = [
     "AQ_OPT_EM_SCALE_WEIGHTING", "AQ_OPT_EM_MSTEP", "AQ_OPT_EM_ADAM_STEPS", "AQ_OPT_EM_ADAM_LR",
     "AQ_OPT_EM_JOINT_PASSES", "AQ_OPT_BEAM_WIDTH", "AQ_OPT_BEAM_RANDOM_ORDER", "AQ_OPT_CODEBOOK_UPDATE",
     "AQ_OPT_CODEBOOK_EXACT_MAX_DIM", "AQ_OPT_CODEBOOK_ADAM_STEPS", "AQ_OPT_CODEBOOK_ADAM_LR",
-    "AQ_OPT_UPDATE_SCALES", "AQ_OPT_MAX_EPOCHS", "AQ_OPT_REL_TOL",
+    "AQ_OPT_UPDATE_SCALES", "AQ_OPT_MAX_EPOCHS", "AQ_OPT_REL_TOL", "AQ_OPT_VSTEP_MAX_FRACTION",
+    "AQ_OPT_VSTEP_SELECTION", "AQ_OPT_VSTEP_TRUST_RATIO", "AQ_VSTEP_LARGEST", "AQ_VSTEP_SAMPLED",
     "AQ_INIT_GREEDY", "AQ_INIT_OA_EM", "AQ_SEEDING_RANDOM_ROWS", "AQ_SEEDING_KMEANSPP",
     "AQ_EM_SEED_KMEANS", "AQ_EM_SEED_RANDOM_ROWS", "AQ_EM_SEED_KMEANSPP", "AQ_MSTEP_EXACT", "AQ_MSTEP_ADAM",
     "AQ_CODEBOOK_UPDATE_AUTO", "AQ_CODEBOOK_UPDATE_EXACT", "AQ_CODEBOOK_UPDATE_ADAM", "AQ_CODEBOOK_UPDATE_NONE",
@@ -490,6 +491,14 @@ class Quant(_Handle):
         _check(lib.aq_quant_matvec(self.ptr, x.ctypes.data, y.ctypes.data), self.ctx)
         return y
 
+    def backward(self, grad_W):
+        """P-step: (∂L/∂codebooks, ∂L/∂scales) from ∂L/∂Ŵ (float32, rows × cols)."""
+        G, ld = _check_weight(self, grad_W)
+        _, _, cb_shape, sc_shape = self._shapes()
+        gc, gs = np.empty(cb_shape, dtype=np.float32), np.empty(sc_shape, dtype=np.float32)
+        _check(lib.aq_quant_backward(self.ptr, G.ctypes.data, ld, gc.ctypes.data, gs.ctypes.data), self.ctx)
+        return gc, gs
+
     def matmul(self, X):
         """X Ŵᵀ for a batch X (n × cols, float32)."""
         rows, cols = self.shape
@@ -499,6 +508,16 @@ class Quant(_Handle):
         Y = np.empty((X.shape[0], rows), dtype=np.float32)
         _check(lib.aq_quant_matmul(self.ptr, X.ctypes.data, X.shape[0], ld, Y.ctypes.data, rows), self.ctx)
         return Y
+
+
+def vstep(ctx, quant, target, H=None, options=None):
+    """V-step: move at most a fraction of the tiles' codes towards `target` (float32 rows × cols);
+    returns the number of codes changed."""
+    T, ld = _check_weight(quant, target)
+    n = ctypes.c_int64(0)
+    ctx._call(lib.aq_vstep(ctx.handle, quant.ptr, T.ctypes.data, ld, H.ptr if H is not None else None,
+                           options.ptr if options is not None else None, ctypes.byref(n)))
+    return n.value
 
 
 def has_algorithm(name):

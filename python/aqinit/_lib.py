@@ -142,6 +142,8 @@ _PROTOTYPES = {
     "aq_quant_weight_mse": (c_int, [P(c_double), c_void_p, c_void_p, c_int64]),
     "aq_quant_save": (c_int, [c_void_p, c_char_p]),
     "aq_quant_matvec": (c_int, [c_void_p, c_void_p, c_void_p]),
+    "aq_quant_backward": (c_int, [c_void_p, c_void_p, c_int64, c_void_p, c_void_p]),
+    "aq_vstep": (c_int, [c_void_p, c_void_p, c_void_p, c_int64, c_void_p, c_void_p, P(c_int64)]),
     "aq_quant_matmul": (c_int, [c_void_p, c_void_p, c_int64, c_int64, c_void_p, c_int64]),
     "aq_pipeline_create": (c_int, [P(c_void_p), c_void_p, P(PipelineCallbacks), P(Format), c_void_p]),
     "aq_pipeline_free": (None, [c_void_p]),

@@ -123,3 +123,31 @@ def test_numpy_llama_example_on_the_tiny_model(tmp_path):
         aqinit.export_aqlm(host.quants[0], tmp_path / "l0.safetensors")
         tensors, _ = aqinit.read_safetensors(tmp_path / "l0.safetensors")
         np.testing.assert_array_equal(tensors["codes"].view(np.uint8), host.quants[0].codes)
+
+
+def test_backward_and_vstep():
+    rng = np.random.default_rng(9)
+    with aqinit.Context(threads=2, seed=2) as ctx:
+        q = aqinit.Quant(ctx, "2x4g4", 16, 32)
+        q.codes = rng.integers(0, 16, size=(16, 8, 2)).astype(np.uint8)
+        q.codebooks = rng.standard_normal((2, 16, 1, 4)).astype(np.float32)
+        q.scales = rng.uniform(0.5, 1.5, 16).astype(np.float32)
+        G = rng.standard_normal((16, 32)).astype(np.float32)
+        gc, gs = q.backward(G)
+        # numpy transpose of dequantize (docs/formats.md layout)
+        codes, books, scales = q.codes, q.codebooks, q.scales
+        ref_c = np.zeros_like(books, dtype=np.float64)
+        ref_s = np.zeros(16)
+        for p in range(16):
+            for j in range(8):
+                g = G[p, j * 4:(j + 1) * 4].astype(np.float64)
+                for m in range(2):
+                    ref_c[m, codes[p, j, m], 0] += scales[p] * g
+                    ref_s[p] += g @ books[m, codes[p, j, m], 0]
+        np.testing.assert_allclose(gc, ref_c, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(gs, ref_s, rtol=1e-5, atol=1e-5)
+        T = rng.standard_normal((16, 32)).astype(np.float32)
+        before = np.sum((q.dequantize() - T) ** 2)
+        n = aqinit.vstep(ctx, q, T, options=aqinit.Options(ctx, VSTEP_MAX_FRACTION=0.25))
+        after = np.sum((q.dequantize() - T) ** 2)
+        assert n > 0 and after < before
