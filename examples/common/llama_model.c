@@ -22,6 +22,7 @@ struct llm_model {
     float *data; /* every weight, as read from the file */
     float *embedding, *rms_final, *freq_re, *freq_im, *classifier;
     llm_block *blocks;
+    char (*names)[32]; /* "layers.l.wq", ... for every linear, in index order */
     /* activations of one window */
     float *x, *xb, *xb2, *q, *k, *v, *h1, *h3, *att;
     /* key/value cache of llm_decode: [n_layers][seq_len][kv_dim], allocated on first use */
@@ -149,7 +150,8 @@ int llm_load(llm_model **out, const char *path, char *err, size_t errlen)
     }
     m->data = malloc(n_floats * sizeof(float));
     m->blocks = calloc((size_t)m->cfg.n_layers, sizeof *m->blocks);
-    if (!m->data || !m->blocks || alloc_activations(m) != 0) {
+    m->names = calloc((size_t)m->cfg.n_layers * LLM_LINEARS_PER_BLOCK, sizeof *m->names);
+    if (!m->data || !m->blocks || !m->names || alloc_activations(m) != 0) {
         snprintf(err, errlen, "%s: out of memory", path);
         goto fail;
     }
@@ -159,6 +161,9 @@ int llm_load(llm_model **out, const char *path, char *err, size_t errlen)
     }
     fclose(f);
     map_weights(m);
+    for (int i = 0; i < llm_num_linears(m); i++)
+        snprintf(m->names[i], sizeof m->names[i], "layers.%d.%s", i / LLM_LINEARS_PER_BLOCK,
+                 linear_names[i % LLM_LINEARS_PER_BLOCK]);
     *out = m;
     return 0;
 fail:
@@ -173,6 +178,7 @@ void llm_free(llm_model *m)
         return;
     free(m->data);
     free(m->blocks);
+    free(m->names);
     free(m->x);
     free(m->xb);
     free(m->xb2);
@@ -201,30 +207,27 @@ int llm_num_linears(const llm_model *m)
 
 void llm_linear_info(const llm_model *m, int index, const char **name, int *rows, int *cols)
 {
-    static _Thread_local char buf[64];
-    const int kind = index % LLM_LINEARS_PER_BLOCK;
-    snprintf(buf, sizeof buf, "layers.%d.%s", index / LLM_LINEARS_PER_BLOCK, linear_names[kind]);
+    const int valid = index >= 0 && index < llm_num_linears(m), kind = index % LLM_LINEARS_PER_BLOCK;
     if (name)
-        *name = buf;
+        *name = valid ? m->names[index] : NULL;
     if (rows)
-        *rows = (int)linear_rows(m, kind);
+        *rows = valid ? (int)linear_rows(m, kind) : 0;
     if (cols)
-        *cols = (int)linear_cols(m, kind);
+        *cols = valid ? (int)linear_cols(m, kind) : 0;
 }
 
 int llm_find_linear(const llm_model *m, const char *name)
 {
-    for (int i = 0; i < llm_num_linears(m); i++) {
-        const char *n;
-        llm_linear_info(m, i, &n, NULL, NULL);
-        if (strcmp(n, name) == 0)
+    for (int i = 0; name && i < llm_num_linears(m); i++)
+        if (strcmp(m->names[i], name) == 0)
             return i;
-    }
     return -1;
 }
 
 float *llm_linear_weight(llm_model *m, int index)
 {
+    if (index < 0 || index >= llm_num_linears(m))
+        return NULL;
     return m->blocks[index / LLM_LINEARS_PER_BLOCK].linear[index % LLM_LINEARS_PER_BLOCK];
 }
 

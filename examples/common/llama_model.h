@@ -16,7 +16,8 @@ typedef struct llm_config {
 
 typedef struct llm_model llm_model;
 
-/* Called before each linear layer with its input X (rows × cols, leading dimension cols).
+/* Called before each linear layer with its input X (rows × cols, leading dimension cols), in
+ * the order the forward uses them: per block wq wk wv wo w1 w3 w2 (w3 before w2).
  * Return 0 to continue; any other value stops the forward, which returns it. */
 typedef int (*llm_linear_hook)(int linear_index, const float *X, int rows, int cols, void *userdata);
 
@@ -24,11 +25,13 @@ int llm_load(llm_model **out, const char *path, char *err, size_t errlen);
 void llm_free(llm_model *m);
 const llm_config *llm_get_config(const llm_model *m);
 
-/* Linear layers in a fixed order: for each block l, layers.l.{wq, wk, wv, wo, w1, w2, w3}. */
+/* Linear layers in a fixed order: for each block l, layers.l.{wq, wk, wv, wo, w1, w2, w3}, so
+ * index = 7 l + kind. The name stays valid as long as the model; an index out of range gives
+ * name NULL, rows = cols = 0 and a NULL weight. */
 int llm_num_linears(const llm_model *m);
 void llm_linear_info(const llm_model *m, int index, const char **name, int *rows, int *cols);
 int llm_find_linear(const llm_model *m, const char *name); /* index, or -1 */
-float *llm_linear_weight(llm_model *m, int index);        /* rows × cols, row-major [out][in] */
+float *llm_linear_weight(llm_model *m, int index);        /* rows × cols, row-major [out][in], writable */
 
 /* Run tokens[0..n) (n ≤ seq_len) as one window. If @p logits is not NULL it receives
  * n × vocab_size logits. Returns 0, a hook's non-zero value, or -1 for bad arguments. */

@@ -59,6 +59,15 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* Pipeline layer k → the model's linear index, in execution order within a block
+ * (wq wk wv wo w1 w3 w2): w2 reads silu(w1 x)·(w3 x), so it is quantized after both, as AQLM's
+ * true-sequential order does. */
+static int linear_of(int k)
+{
+    static const int order[7] = {0, 1, 2, 3, 4, 6, 5};
+    return k / 7 * 7 + order[k % 7];
+}
+
 /* Linears that read the same activation: wq/wk/wv (0,1,2) and w1/w3 (4,6) of a block. */
 static int input_group(int linear)
 {
@@ -76,7 +85,7 @@ static int cb_num_layers(int32_t *n, void *ud)
 static int cb_layer_info(int32_t k, const char **name, int64_t *rows, int64_t *cols, void *ud)
 {
     int r, c;
-    llm_linear_info(((host *)ud)->model, k, name, &r, &c);
+    llm_linear_info(((host *)ud)->model, linear_of(k), name, &r, &c);
     *rows = r;
     *cols = c;
     return 0;
@@ -86,8 +95,8 @@ static int cb_get_weight(int32_t k, float *W, void *ud)
 {
     host *h = ud;
     int r, c;
-    llm_linear_info(h->model, k, NULL, &r, &c);
-    memcpy(W, llm_linear_weight(h->model, k), sizeof(float) * (size_t)r * (size_t)c);
+    llm_linear_info(h->model, linear_of(k), NULL, &r, &c);
+    memcpy(W, llm_linear_weight(h->model, linear_of(k)), sizeof(float) * (size_t)r * (size_t)c);
     return 0;
 }
 
@@ -110,7 +119,7 @@ static int capture_input(int linear, const float *X, int rows, int cols, void *u
 static int cb_calibrate(int32_t k, aq_hessian *H, void *ud)
 {
     host *h = ud;
-    const int group = input_group(k), seq = llm_get_config(h->model)->seq_len;
+    const int group = input_group(linear_of(k)), seq = llm_get_config(h->model)->seq_len;
     if (h->shared_for != group) {
         capture cap = {group, NULL, AQ_OK};
         int64_t n_in = 0;
@@ -136,13 +145,14 @@ static int cb_put_result(int32_t k, const aq_quant *q, const aq_layer_report *r,
 {
     host *h = ud;
     const char *name;
+    const int linear = linear_of(k);
     int rows, cols;
-    llm_linear_info(h->model, k, &name, &rows, &cols);
-    if (aq_quant_dequantize(q, llm_linear_weight(h->model, k), cols) != AQ_OK)
+    llm_linear_info(h->model, linear, &name, &rows, &cols);
+    if (aq_quant_dequantize(q, llm_linear_weight(h->model, linear), cols) != AQ_OK)
         return 4;
-    aq_quant_free(h->quants[k]);
-    h->quants[k] = NULL;
-    if (aq_quant_clone(&h->quants[k], q) != AQ_OK)
+    aq_quant_free(h->quants[linear]);
+    h->quants[linear] = NULL;
+    if (aq_quant_clone(&h->quants[linear], q) != AQ_OK)
         return 5;
     if (!r->resumed)
         h->error_sum += r->final_error;
@@ -208,9 +218,9 @@ static void write_manifest(const args *a, llm_model *m, double bpp)
         return;
     fprintf(f, "aqinit-quantized-llama 1\nbase %s\nformat %s\nmethod %s\nbeam %d\nbits_per_parameter %.4f\nlayers %d\n",
             a->model, a->format, a->method == AQ_INIT_OA_EM ? "oaem" : "greedy", a->beam, bpp, llm_num_linears(m));
-    for (int k = 0; k < llm_num_linears(m); k++) {
+    for (int k = 0; k < llm_num_linears(m); k++) { /* pipeline order; the name says which linear */
         const char *name;
-        llm_linear_info(m, k, &name, NULL, NULL);
+        llm_linear_info(m, linear_of(k), &name, NULL, NULL);
         fprintf(f, "layer %d %s layer-%05d.aqq\n", k, name, k);
     }
     fclose(f);

@@ -129,8 +129,14 @@ def main():
     test = np.fromfile(args.test, dtype="<u2").astype(np.int64)
     seq = base.seq
     with aqinit.Context(threads=0, seed=args.seed) as ctx:
-        layers = [QuantLayer(aqinit.Quant.load(ctx, os.path.join(args.qdir, f"layer-{k:05d}.aqq")))
-                  for k in range(base.L * 7)]
+        files = {}  # layer name → file, from the manifest (docs/formats.md)
+        with open(os.path.join(args.qdir, "manifest.txt")) as f:
+            for line in f:
+                parts = line.split()
+                if parts and parts[0] == "layer":
+                    files[parts[2]] = parts[3]
+        layers = [QuantLayer(aqinit.Quant.load(ctx, os.path.join(args.qdir, files[f"layers.{l}.{kind}"])))
+                  for l in range(base.L) for kind in KINDS]
         teacher, student = TorchLlama(base), TorchLlama(base, layers)
         ppl_fp32 = perplexity(teacher, test, seq, args.windows)
         ppl_before = perplexity(student, test, seq, args.windows)
