@@ -17,24 +17,8 @@
 
 #include "beam_internal.h"
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "bench_util.h"
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static uint64_t lcg = 88172645463325252ULL;
 static float randn(void)
@@ -126,12 +110,12 @@ static double time_pass(const aqi_layer *L, aq_quant *q, int width, int64_t n_j,
                         double *after)
 {
     aqi_beam_config cfg = {width, 0, 0, n_j, 0, NULL, NULL};
-    double t0 = now();
+    double t0 = now_seconds();
     if (aqi_opt_beam_pass(L, q, &cfg, before, after)) {
         fprintf(stderr, "pass failed: %s\n", aq_context_last_error(L->ctx));
         exit(1);
     }
-    return now() - t0;
+    return now_seconds() - t0;
 }
 
 /* A pass from random codes (almost every code moves: the worst case) and the pass after it. */
@@ -209,18 +193,18 @@ static void bench_scoring(aq_context *ctx, int64_t rows, int32_t D, int64_t K, i
         a[i] = i;
     for (int r = 0; r < reps; r++) {
         score_job sj = {U, CT, t, out, D, K};
-        double t0 = now();
+        double t0 = now_seconds();
         aqi_parallel_for(ctx, rows / 4, score_rows, &sj);
-        tk[r] = now() - t0;
+        tk[r] = now_seconds() - t0;
         sink += out[r];
-        t0 = now();
+        t0 = now_seconds();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)K, D, 1.0f, U, D, B,
                     (int)K, 0.0f, out, (int)K);
-        ts[r] = now() - t0;
+        ts[r] = now_seconds() - t0;
         sink += out[r];
         /* as the width-1 pass runs it: 64 rows × 1024 codewords per call, scores folded into
          * running minima */
-        t0 = now();
+        t0 = now_seconds();
         for (int64_t r0 = 0; r0 < rows; r0 += 64) {
             for (int i = 0; i < 64 * 16; i++) {
                 lmin[i] = INFINITY;
@@ -233,7 +217,7 @@ static void bench_scoring(aq_context *ctx, int64_t rows, int32_t D, int64_t K, i
             }
             sink += lmin[0];
         }
-        tt[r] = now() - t0;
+        tt[r] = now_seconds() - t0;
     }
     double mk = median(tk, reps), ms = median(ts, reps), mt = median(tt, reps);
     printf("scores (%lld x %d)·(%d x %lld): aqi_score_tile %6.1f GFLOP/s, cblas_sgemm %6.1f GFLOP/s, "
@@ -255,15 +239,15 @@ static void bench_codebooks(const aqi_layer *L, const char *fmt, int64_t rows, i
     aq_quant *q = random_quant(L->ctx, fmt, rows, cols);
     double l0, l1, l2;
     aqi_opt_loss(L, q, &l0, NULL);
-    double t0 = now();
+    double t0 = now_seconds();
     if (aqi_opt_codebooks_exact(L, q))
         exit(1);
-    double te = now() - t0;
+    double te = now_seconds() - t0;
     aqi_opt_loss(L, q, &l1, NULL);
-    t0 = now();
+    t0 = now_seconds();
     if (aqi_opt_scales(L, q))
         exit(1);
-    double ts = now() - t0;
+    double ts = now_seconds() - t0;
     aqi_opt_loss(L, q, &l2, NULL);
     printf("%-7s exact codebook update %6.2f s, scale update %5.2f s;  L %.4g -> %.4g -> %.4g\n", fmt, te,
            ts, l0, l1, l2);

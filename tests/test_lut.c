@@ -5,32 +5,6 @@
 #include "lut.h"
 #include "testutil.h"
 
-/* A quant of @p format with random codes, codebooks and scales. */
-static aq_quant *random_quant(aq_context *ctx, const char *format, int64_t rows, int64_t cols, uint64_t seed)
-{
-    aq_format f;
-    aq_quant *q = NULL;
-    size_t nb, nc, ns;
-    aq_format_init(&f);
-    ck_assert_int_eq(aq_format_parse(&f, format), AQ_OK);
-    ck_assert_int_eq(aq_quant_create(&q, ctx, &f, rows, cols), AQ_OK);
-    void *codes = aq_quant_codes(q, &nb);
-    float *cb = aq_quant_codebooks(q, &nc), *sc = aq_quant_scales(q, &ns);
-    const uint32_t K = 1u << f.bits_per_codebook;
-    for (size_t i = 0; i < nb / (K > 256 ? 2 : 1); i++) {
-        uint32_t c = (uint32_t)(tu_uniform(&seed) * K);
-        if (K > 256)
-            ((uint16_t *)codes)[i] = (uint16_t)c;
-        else
-            ((uint8_t *)codes)[i] = (uint8_t)c;
-    }
-    for (size_t i = 0; i < nc; i++)
-        cb[i] = (float)tu_normal(&seed);
-    for (size_t i = 0; i < ns; i++)
-        sc[i] = (float)(0.5 + tu_uniform(&seed));
-    return q;
-}
-
 /* Ŵ x in double straight from the layout of docs/formats.md. */
 static void naive_matvec(aq_quant *q, const float *x, double *y)
 {
@@ -68,7 +42,7 @@ START_TEST(every_kernel_equals_naive)
     aq_context *ctx = tu_context(2, 1);
     for (size_t f = 0; f < sizeof formats / sizeof *formats; f++) {
         const int64_t rows = 64, cols = 96;
-        aq_quant *q = random_quant(ctx, formats[f], rows, cols, 7 + f);
+        aq_quant *q = tu_random_quant(ctx, formats[f], rows, cols, 7 + f);
         float *x = tu_random_matrix(1, cols, 50 + f), y[64];
         double ref[64], scale = 0.0;
         naive_matvec(q, x, ref);
@@ -97,7 +71,7 @@ START_TEST(matmul_small_and_dense_batches)
 {
     aq_context *ctx = tu_context(2, 1);
     const int64_t rows = 48, cols = 64, ldx = 70, ldy = 50;
-    aq_quant *q = random_quant(ctx, "2x6g8", rows, cols, 3);
+    aq_quant *q = tu_random_quant(ctx, "2x6g8", rows, cols, 3);
     for (int64_t n = 1; n <= 20; n += 19) { /* 1 row: LUT path; 20 rows: dequantize + sgemm */
         float *X = tu_random_matrix(n, ldx, 60 + (uint64_t)n), *Y = calloc((size_t)(n * ldy), sizeof(float));
         double ref[48];
@@ -122,7 +96,7 @@ END_TEST
 START_TEST(bad_input)
 {
     aq_context *ctx = tu_context(1, 1);
-    aq_quant *q = random_quant(ctx, "2x4g4", 8, 16, 1);
+    aq_quant *q = tu_random_quant(ctx, "2x4g4", 8, 16, 1);
     float x[16] = {0}, y[8], Y[8 * 16];
     ck_assert_int_eq(aq_quant_matvec(NULL, x, y), AQ_ERR_INVALID_ARG);
     ck_assert_int_eq(aq_quant_matvec(q, NULL, y), AQ_ERR_INVALID_ARG);

@@ -4,26 +4,6 @@
 
 #include "testutil.h"
 
-static aq_quant *random_quant(aq_context *ctx, const char *format, int64_t rows, int64_t cols, uint64_t seed)
-{
-    aq_format f;
-    aq_quant *q = NULL;
-    size_t nb, nc, ns;
-    aq_format_init(&f);
-    ck_assert_int_eq(aq_format_parse(&f, format), AQ_OK);
-    ck_assert_int_eq(aq_quant_create(&q, ctx, &f, rows, cols), AQ_OK);
-    uint8_t *codes = aq_quant_codes(q, &nb);
-    float *cb = aq_quant_codebooks(q, &nc), *sc = aq_quant_scales(q, &ns);
-    const int K = 1 << f.bits_per_codebook;
-    for (size_t i = 0; i < nb; i++)
-        codes[i] = (uint8_t)(tu_uniform(&seed) * K);
-    for (size_t i = 0; i < nc; i++)
-        cb[i] = (float)tu_normal(&seed);
-    for (size_t i = 0; i < ns; i++)
-        sc[i] = (float)(0.5 + tu_uniform(&seed));
-    return q;
-}
-
 /* L = ½ Σ (Ŵ − T)² in double, so ∂L/∂Ŵ = Ŵ − T. */
 static double half_sq(aq_quant *q, const float *T, float *scratch)
 {
@@ -39,7 +19,7 @@ START_TEST(backward_equals_finite_differences)
 {
     aq_context *ctx = tu_context(1, 1);
     const int64_t rows = 8, cols = 16;
-    aq_quant *q = random_quant(ctx, "2x3g4o2", rows, cols, 5);
+    aq_quant *q = tu_random_quant(ctx, "2x3g4o2", rows, cols, 5);
     float *T = tu_random_matrix(rows, cols, 6), *W = malloc(sizeof(float) * rows * cols),
           *G = malloc(sizeof(float) * rows * cols);
     size_t nc, ns;
@@ -103,7 +83,7 @@ START_TEST(vstep_respects_budget_and_never_increases_distance)
 {
     aq_context *ctx = tu_context(2, 3);
     const int64_t rows = 32, cols = 32, g = 4, N = rows * cols / g;
-    aq_quant *q = random_quant(ctx, "2x4g4", rows, cols, 8);
+    aq_quant *q = tu_random_quant(ctx, "2x4g4", rows, cols, 8);
     float *T = tu_random_matrix(rows, cols, 9);
     double *before = malloc(sizeof(double) * N), *after = malloc(sizeof(double) * N);
     aq_options *o = NULL;
@@ -145,7 +125,7 @@ START_TEST(vstep_recovers_a_reachable_target)
 {
     aq_context *ctx = tu_context(2, 1);
     const int64_t rows = 16, cols = 16;
-    aq_quant *q = random_quant(ctx, "1x5g4", rows, cols, 11), *truth = NULL;
+    aq_quant *q = tu_random_quant(ctx, "1x5g4", rows, cols, 11), *truth = NULL;
     ck_assert_int_eq(aq_quant_clone(&truth, q), AQ_OK);
     uint8_t *tc = aq_quant_codes(truth, NULL);
     uint64_t seed = 12;

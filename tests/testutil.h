@@ -84,6 +84,32 @@ static inline double tu_rel_diff(double a, double b)
     return s == 0 ? 0 : fabs(a - b) / s;
 }
 
+/* A quant of @p format (rows × cols) with random codes, codebooks and scales. */
+static inline aq_quant *tu_random_quant(aq_context *ctx, const char *format, int64_t rows, int64_t cols, uint64_t seed)
+{
+    aq_format f;
+    aq_quant *q = NULL;
+    size_t nb, nc, ns;
+    aq_format_init(&f);
+    ck_assert_int_eq(aq_format_parse(&f, format), AQ_OK);
+    ck_assert_int_eq(aq_quant_create(&q, ctx, &f, rows, cols), AQ_OK);
+    void *codes = aq_quant_codes(q, &nb);
+    float *cb = aq_quant_codebooks(q, &nc), *sc = aq_quant_scales(q, &ns);
+    const uint32_t K = 1u << f.bits_per_codebook;
+    for (size_t i = 0; i < nb / (K > 256 ? 2 : 1); i++) {
+        uint32_t c = (uint32_t)(tu_uniform(&seed) * K);
+        if (K > 256)
+            ((uint16_t *)codes)[i] = (uint16_t)c;
+        else
+            ((uint8_t *)codes)[i] = (uint8_t)c;
+    }
+    for (size_t i = 0; i < nc; i++)
+        cb[i] = (float)tu_normal(&seed);
+    for (size_t i = 0; i < ns; i++)
+        sc[i] = (float)(0.5 + tu_uniform(&seed));
+    return q;
+}
+
 /* Run one suite with the CK_FORK default and return the number of failures. */
 static inline int tu_run_suite(Suite *s)
 {

@@ -316,7 +316,7 @@ int main(int argc, char **argv)
     aq_pipeline *pipe = NULL;
     aq_format fmt;
     double nll_fp32 = 0, nll_q = 0;
-    int st;
+    int st, rc;
     memset(&h, 0, sizeof h);
     if (parse(&a, argc, argv) != 0) {
         usage();
@@ -382,19 +382,12 @@ int main(int argc, char **argv)
     if (too_high)
         fprintf(stderr, "llama-quantize: quantized perplexity %.3f exceeds %.2f x fp32 %.3f\n", exp(nll_q),
                 a.max_ppl_ratio, exp(nll_fp32));
-    for (int k = 0; h.quants && k < llm_num_linears(h.model); k++)
-        aq_quant_free(h.quants[k]);
-    free(h.quants);
-    aq_pipeline_free(pipe);
-    aq_options_free(opts);
-    aq_hessian_free(h.shared);
-    aq_context_free(ctx);
-    llm_free(h.model);
-    free(calib);
-    free(test);
-    return too_high ? 1 : 0;
+    rc = too_high ? 1 : 0;
+    goto cleanup;
 fail:
     fprintf(stderr, "llama-quantize: %s (%s)\n", aq_strerror(st), ctx ? aq_context_last_error(ctx) : "");
+    rc = 1;
+cleanup:
     for (int k = 0; h.quants && k < llm_num_linears(h.model); k++)
         aq_quant_free(h.quants[k]);
     free(h.quants);
@@ -405,5 +398,5 @@ fail:
     llm_free(h.model);
     free(calib);
     free(test);
-    return 1;
+    return rc;
 }
