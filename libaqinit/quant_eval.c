@@ -1,5 +1,6 @@
 /* Dequantization and the error measures of a quantized matrix. */
 #include <cblas.h>
+#include <math.h>
 #include <string.h>
 
 #include "quant.h"
@@ -128,8 +129,13 @@ int aq_quant_output_error(double *rel_error, const aq_quant *q, const float *W, 
     }
     if ((st = aq_hessian_copy_matrix(H, Hd, ncol, 0.0)) != AQ_OK)
         goto done;
+    /* The ratio is invariant to the scale of H: normalise by max |H| so the float copy cannot
+     * overflow whatever the magnitude of the activations. */
+    double hmax = 0.0;
     for (int64_t i = 0; i < ncol * ncol; i++)
-        Hf[i] = (float)Hd[i];
+        hmax = fabs(Hd[i]) > hmax ? fabs(Hd[i]) : hmax;
+    for (int64_t i = 0; i < ncol * ncol; i++)
+        Hf[i] = hmax > 0.0 ? (float)(Hd[i] / hmax) : 0.0f;
     /* Blocks of whole output groups, so each block dequantizes on its own. */
     for (int64_t p0 = 0; p0 < q->n_out_groups;) {
         int64_t p1 = p0 + (EVAL_ROWS / q->go > 0 ? EVAL_ROWS / q->go : 1);
@@ -146,6 +152,11 @@ int aq_quant_output_error(double *rel_error, const aq_quant *q, const float *W, 
         num += block_quadratic(D, n, ncol, Hf, tmp);
         den += block_quadratic(Wb, n, ncol, Hf, tmp);
         p0 = p1;
+    }
+    if (!isfinite(num) || !isfinite(den)) {
+        st = aqi_fail(q->ctx, AQ_ERR_NONFINITE,
+                      "aq_quant_output_error: the error overflows float (|W| or |W - What| too large)");
+        goto done;
     }
     if (!(den > 0.0)) {
         st = aqi_fail(q->ctx, AQ_ERR_INVALID_ARG,

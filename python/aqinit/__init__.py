@@ -12,7 +12,6 @@ code, its name and the detailed message.
     aqinit.init(ctx, q, W, H, aqinit.Options(ctx, INIT_METHOD=aqinit.INIT_OA_EM))
 """
 import ctypes
-import weakref
 
 import numpy as np
 
@@ -72,18 +71,28 @@ _STATUS_NAMES = {globals()[n[3:]]: n for n in _CONSTANT_NAMES if n.startswith("A
 
 
 class AqError(Exception):
-    """A libaqinit failure: .status (negative int), .name ("AQ_ERR_SHAPE"), .message."""
+    """A libaqinit failure: .status (negative int), .name ("AQ_ERR_SHAPE"), .message (the detailed
+    message of the failing call, else aq_strerror's description) and .description (aq_strerror)."""
 
     def __init__(self, status, message=""):
         self.status = status
         self.name = _STATUS_NAMES.get(status, "AQ_ERR_%d" % -status)
-        self.message = message or lib.aq_strerror(status).decode()
+        text = lib.aq_strerror(status).decode()
+        self.description = text.split(": ", 1)[1] if text.startswith(self.name + ": ") else text
+        self.message = message or self.description
         super().__init__(f"{self.name}: {self.message}")
 
 
 def _check(status, ctx=None):
+    """Raise AqError for a negative status. The context's last message is used only if it belongs
+    to this failure (same status), so a message left by an earlier failure is never reported."""
     if status < 0:
-        raise AqError(status, ctx.last_error() if ctx is not None else "")
+        message = ""
+        if ctx is not None and getattr(ctx, "_ptr", None):
+            last, last_status = ctx._last_error()
+            if last_status == status:
+                message = last
+        raise AqError(status, message)
     return status
 
 
@@ -103,8 +112,9 @@ def _float32_matrix(a, name):
         raise TypeError(f"{name} must be float32 (got {a.dtype}); convert with .astype(np.float32)")
     if a.ndim != 2:
         raise ValueError(f"{name} must be 2-D (got {a.ndim}-D)")
-    if a.strides[1] != 4 or a.strides[0] % 4 != 0 or a.strides[0] < 4 * a.shape[1]:
-        a = np.ascontiguousarray(a)
+    if (a.strides[1] != 4 or a.strides[0] % 4 != 0 or a.strides[0] < 4 * a.shape[1]
+            or not a.flags.aligned):
+        a = np.ascontiguousarray(a)  # a copy: the library reads rows with a stride of ld floats
     ld = a.strides[0] // 4 if a.shape[0] > 1 else a.shape[1]
     return a, max(ld, a.shape[1])
 
@@ -115,7 +125,11 @@ class Context:
     def __init__(self, threads=1, seed=0):
         self._ptr = ctypes.c_void_p()
         _check(lib.aq_context_create(ctypes.byref(self._ptr)))
-        self._handles = weakref.WeakSet()  # freed before the context
+        # The C objects of this context's handles, freed before the context. Strong references to
+        # small cells, not weak references to the handles: when a Context and its handles become
+        # cyclic garbage together, the collector clears weak references before it runs any
+        # finaliser, so a WeakSet would be empty and the context freed before its handles.
+        self._live = {}
         self._progress_ref = None
         self._log_ref = None
         self._callback_error = None
@@ -128,12 +142,15 @@ class Context:
             raise ValueError("the context is closed")
         return self._ptr
 
+    _ctx_free = lib.aq_context_free  # kept on the class: module globals may be gone at exit
+
     def close(self):
         """Free the context and every handle created with it (they become unusable)."""
         if self._ptr:
-            for h in list(self._handles):
-                h._release()
-            lib.aq_context_free(self._ptr)
+            for cell in list(self._live.values()):
+                cell.release()
+            self._live.clear()
+            Context._ctx_free(self._ptr)
             self._ptr = ctypes.c_void_p()
 
     def __enter__(self):
@@ -164,10 +181,18 @@ class Context:
     def seed(self, s):
         _check(lib.aq_context_set_seed(self.handle, int(s)), self)
 
-    def last_error(self):
+    def _last_error(self):
         buf = ctypes.create_string_buffer(1024)
-        lib.aq_context_copy_last_error(self.handle, buf, len(buf))
-        return buf.value.decode(errors="replace")
+        status = lib.aq_context_copy_last_error(self.handle, buf, len(buf))
+        return buf.value.decode(errors="replace"), status
+
+    def last_error(self):
+        """Message of the last failure on this context ("" if none)."""
+        return self._last_error()[0]
+
+    def clear_error(self):
+        """Forget the last failure."""
+        lib.aq_context_clear_error(self.handle)
 
     def set_progress(self, fn):
         """fn(operation, stage, n_stages, round, objective) -> truthy to cancel; None removes it.
@@ -207,33 +232,52 @@ class Context:
         return _check(status, self)
 
 
+class _Cell:
+    """The C pointer of one handle and its free function (None for a borrowed handle)."""
+    __slots__ = ("ptr", "free")
+
+    def __init__(self, ptr, free):
+        self.ptr, self.free = ptr, free
+
+    def release(self):
+        ptr, self.ptr = self.ptr, None
+        if ptr and self.free is not None:
+            self.free(ptr)
+
+
 class _Handle:
     """A library handle tied to its Context: freed with it at the latest."""
     _free_fn = None
 
     def _attach(self, ctx, ptr):
         self.ctx = ctx
-        self._ptr = ptr
-        ctx._handles.add(self)
+        self._cell = _Cell(ptr, type(self)._free_fn)
+        ctx._live[id(self._cell)] = self._cell
+
+    @property
+    def _ptr(self):
+        cell = self.__dict__.get("_cell")
+        return cell.ptr if cell is not None else None
 
     @property
     def ptr(self):
-        if not getattr(self, "_ptr", None):
+        if not self._ptr:
             raise ValueError(f"this {type(self).__name__} is closed (its Context was closed)")
         return self._ptr
 
     def _release(self):
-        if getattr(self, "_ptr", None):
-            if not getattr(self, "_borrowed", False):
-                type(self)._free_fn(self._ptr)
-            self._ptr = None
+        cell = self.__dict__.get("_cell")
+        if cell is not None and cell.ptr:
+            cell.release()
+            ctx = self.__dict__.get("ctx")
+            if ctx is not None and cell.free is not None:
+                ctx._live.pop(id(cell), None)
 
     @classmethod
     def _borrow(cls, ctx, ptr):
         """A view of a handle the library owns, valid only during a callback."""
         obj = cls.__new__(cls)
-        obj._borrowed = True
-        obj.ctx, obj._ptr = ctx, ctypes.c_void_p(ptr)
+        obj.ctx, obj._cell = ctx, _Cell(ctypes.c_void_p(ptr), None)
         return obj
 
     def __del__(self):
@@ -244,27 +288,58 @@ class _Handle:
 
 
 class Options(_Handle):
-    """Algorithm options: Options(ctx, EM_MAX_ROUNDS=5, INIT_METHOD=INIT_OA_EM, ...)."""
+    """Algorithm options: Options(ctx, EM_MAX_ROUNDS=5, INIT_METHOD=INIT_OA_EM, ...).
+
+    Keys are the pinned AQ_OPT_* values (aqinit.OPT_EM_TOL) or their names with or without the
+    prefix ("EM_TOL", "AQ_OPT_EM_TOL"). set() picks the typed setter from the option's own type,
+    so EM_TOL=0 sets the double 0.0; a non-integral value for an integer option is a TypeError."""
 
     _free_fn = lib.aq_options_free
 
-    def __init__(self, ctx, **settings):
-        ptr = ctypes.c_void_p()
-        _check(lib.aq_options_create(ctypes.byref(ptr), ctx.handle), ctx)
-        self._attach(ctx, ptr)
+    def __init__(self, ctx, _ptr=None, **settings):
+        if _ptr is None:
+            _ptr = ctypes.c_void_p()
+            _check(lib.aq_options_create(ctypes.byref(_ptr), ctx.handle), ctx)
+        self._attach(ctx, _ptr)
         for key, value in settings.items():
             self.set(key, value)
 
     @staticmethod
     def _key(key):
-        return constant("AQ_OPT_" + key) if isinstance(key, str) else int(key)
+        if isinstance(key, str):
+            name = key if key.startswith("AQ_OPT_") else "AQ_OPT_" + key
+            try:
+                return constant(name)
+            except KeyError:
+                raise KeyError(f"unknown option {key!r}") from None
+        return int(key)
+
+    def _is_double(self, k):
+        """True for a double option, False for an integer one (AqError for an unknown key)."""
+        iv, dv = ctypes.c_int64(), ctypes.c_double()
+        if lib.aq_options_get_int(ctypes.byref(iv), self.ptr, k) == 0:
+            return False
+        _check(lib.aq_options_get_double(ctypes.byref(dv), self.ptr, k), self.ctx)
+        return True
 
     def set(self, key, value):
         k = self._key(key)
+        if self._is_double(k):
+            return self.set_double(k, value)
         if isinstance(value, (float, np.floating)):
-            _check(lib.aq_options_set_double(self.ptr, k, float(value)), self.ctx)
-        else:
-            _check(lib.aq_options_set_int(self.ptr, k, int(value)), self.ctx)
+            if not float(value).is_integer():
+                raise TypeError(f"option {key!r} is integer-valued, got {value!r}")
+            value = int(value)
+        return self.set_int(k, value)
+
+    def set_int(self, key, value):
+        """aq_options_set_int."""
+        _check(lib.aq_options_set_int(self.ptr, self._key(key), int(value)), self.ctx)
+        return self
+
+    def set_double(self, key, value):
+        """aq_options_set_double."""
+        _check(lib.aq_options_set_double(self.ptr, self._key(key), float(value)), self.ctx)
         return self
 
     def get(self, key):
@@ -274,33 +349,102 @@ class Options(_Handle):
         _check(lib.aq_options_get_double(ctypes.byref(dv), self.ptr, k), self.ctx)
         return dv.value
 
+    def clone(self):
+        """An independent copy (same context)."""
+        ptr = ctypes.c_void_p()
+        _check(lib.aq_options_clone(ctypes.byref(ptr), self.ptr), self.ctx)
+        return Options(self.ctx, _ptr=ptr)
+
 
 class Format:
-    """A quantization format, e.g. Format("2x8g8") or Format("1x16g8o1")."""
+    """A quantization format, e.g. Format("2x8g8") or Format("1x16g8o1"); fields may be changed
+    (Format("2x8g8", scale_mode=SCALE_NONE), f.in_group_size = 4)."""
 
-    def __init__(self, text="2x8g8"):
+    _FIELDS = ("num_codebooks", "bits_per_codebook", "in_group_size", "out_group_size", "scale_mode")
+
+    def __init__(self, text="2x8g8", **fields):
         self.struct = _FormatStruct()
         lib.aq_format_init(ctypes.byref(self.struct))
-        _check(lib.aq_format_parse(ctypes.byref(self.struct), text.encode()))
-        self.text = text
+        status = lib.aq_format_parse(ctypes.byref(self.struct), str(text).encode())
+        if status < 0:
+            raise AqError(status, f"cannot parse the format {text!r} (expected MxB[gG][oGO], e.g. 2x8g8, "
+                                  f"M in 1..64, B in 1..16)")
+        self._text = str(text)
+        for name, value in fields.items():
+            if name not in self._FIELDS:
+                raise TypeError(f"Format has no field {name!r}")
+            setattr(self, name, value)
 
-    num_codebooks = property(lambda self: self.struct.num_codebooks)
-    bits_per_codebook = property(lambda self: self.struct.bits_per_codebook)
-    in_group_size = property(lambda self: self.struct.in_group_size)
-    out_group_size = property(lambda self: self.struct.out_group_size)
+    @classmethod
+    def _from_struct(cls, struct):
+        f = cls.__new__(cls)
+        f.struct, f._text = struct, None
+        return f
+
+    def _field(name):  # noqa: N805 — a property factory used in the class body
+        def get(self):
+            return getattr(self.struct, name)
+
+        def put(self, value):
+            setattr(self.struct, name, int(value))
+            self._text = None
+        return property(get, put)
+
+    num_codebooks = _field("num_codebooks")
+    bits_per_codebook = _field("bits_per_codebook")
+    in_group_size = _field("in_group_size")
+    out_group_size = _field("out_group_size")
+    scale_mode = _field("scale_mode")
+    del _field
+
+    @property
+    def codebook_size(self):
+        """K = 2^B."""
+        return 1 << self.bits_per_codebook
+
+    @property
+    def text(self):
+        """The text it was parsed from, or "MxBgGoGO" once a field changed (scale mode not included)."""
+        s = self.struct
+        return self._text or f"{s.num_codebooks}x{s.bits_per_codebook}g{s.in_group_size}o{s.out_group_size}"
+
+    def check(self, rows, cols, ctx=None):
+        """aq_format_check for a rows × cols matrix: AqError with the library's message if it does not fit."""
+        c = ctx if ctx is not None else _scratch_context()
+        _check(lib.aq_format_check(c.handle, ctypes.byref(self.struct), int(rows), int(cols)), c)
 
     def bits_per_parameter(self, rows, cols):
+        self.check(rows, cols)
         out = ctypes.c_double()
-        _check(lib.aq_format_bits_per_parameter(ctypes.byref(out), ctypes.byref(self.struct), rows, cols))
+        _check(lib.aq_format_bits_per_parameter(ctypes.byref(out), ctypes.byref(self.struct), int(rows), int(cols)))
         return out.value
 
     def rho(self, rows, cols):
+        """ρ = N / K^M with N = (rows/g_o)(cols/g) tiles."""
+        self.check(rows, cols)
         out = ctypes.c_double()
-        _check(lib.aq_format_rho(ctypes.byref(out), ctypes.byref(self.struct), rows, cols))
+        _check(lib.aq_format_rho(ctypes.byref(out), ctypes.byref(self.struct), int(rows), int(cols)))
         return out.value
 
+    def __eq__(self, other):
+        return isinstance(other, Format) and all(getattr(self, f) == getattr(other, f) for f in self._FIELDS)
+
+    def __hash__(self):
+        return hash(tuple(getattr(self, f) for f in self._FIELDS))
+
     def __repr__(self):
-        return f"Format({self.text!r})"
+        extra = "" if self.scale_mode == SCALE_PER_OUTPUT_GROUP else f", scale_mode={self.scale_mode}"
+        return f"Format({self.text!r}{extra})"
+
+
+_SCRATCH = []
+
+
+def _scratch_context():
+    """A private context that receives the messages of calls that take no context (format checks)."""
+    if not _SCRATCH:
+        _SCRATCH.append(Context())
+    return _SCRATCH[0]
 
 
 class Hessian(_Handle):
@@ -395,13 +539,10 @@ class Quant(_Handle):
 
     @property
     def format(self):
-        f = Format.__new__(Format)
-        f.struct = _FormatStruct()
-        lib.aq_format_init(ctypes.byref(f.struct))
-        _check(lib.aq_quant_get_format(ctypes.byref(f.struct), self.ptr), self.ctx)
-        s = f.struct
-        f.text = f"{s.num_codebooks}x{s.bits_per_codebook}g{s.in_group_size}o{s.out_group_size}"
-        return f
+        struct = _FormatStruct()
+        lib.aq_format_init(ctypes.byref(struct))
+        _check(lib.aq_quant_get_format(ctypes.byref(struct), self.ptr), self.ctx)
+        return Format._from_struct(struct)
 
     @property
     def shape(self):
@@ -424,7 +565,13 @@ class Quant(_Handle):
     @codes.setter
     def codes(self, value):
         shape, dtype, _, _ = self._shapes()
-        a = np.ascontiguousarray(value, dtype=dtype)
+        v = np.asarray(value)
+        if v.dtype.kind not in "ui":
+            raise TypeError(f"codes must be an integer array (got {v.dtype})")
+        if v.size and (v.min() < 0 or v.max() > np.iinfo(dtype).max):
+            raise AqError(ERR_INVALID_ARG, f"codes must be in 0..K-1 = {self.format.codebook_size - 1} "
+                                           f"(got {v.min()}..{v.max()})")
+        a = np.ascontiguousarray(v, dtype=dtype)
         if a.shape != shape:
             raise ValueError(f"codes must have shape {shape}")
         _check(lib.aq_quant_copy_codes_in(self.ptr, a.ctypes.data, a.nbytes), self.ctx)

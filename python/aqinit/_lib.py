@@ -48,9 +48,13 @@ LOG_FN = ctypes.CFUNCTYPE(None, c_int32, c_char_p, c_void_p)
 
 
 def _candidates():
+    """Where to look, in order: $AQINIT_LIBRARY alone when it is set (an explicit path that cannot
+    be loaded is an error, never a reason to load some other copy), else the meson build trees of
+    this source tree (build/ first, sanitized builds skipped), else the system."""
     env = os.environ.get("AQINIT_LIBRARY")
     if env:
         yield env
+        return
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     builds = sorted(glob.glob(os.path.join(root, "build*", "libaqinit", "libaqinit.so")),
                     key=lambda p: (os.path.basename(os.path.dirname(os.path.dirname(p))) != "build", p))
@@ -73,17 +77,20 @@ def _sanitized(build_dir):
 
 
 def _load():
+    """(CDLL, path) of the first candidate that loads."""
     errors = []
     for path in _candidates():
         try:
-            return ctypes.CDLL(path)
+            return ctypes.CDLL(path), path
         except OSError as exc:
             errors.append(f"{path}: {exc}")
+    if os.environ.get("AQINIT_LIBRARY"):
+        raise OSError("AQINIT_LIBRARY is set but cannot be loaded: " + "; ".join(errors))
     raise OSError("libaqinit not found; set AQINIT_LIBRARY to the path of libaqinit.so, build it with "
                   "meson in build/, or install it. Tried: " + ("; ".join(errors) or "nothing"))
 
 
-lib = _load()
+lib, lib_path = _load()
 
 _PROTOTYPES = {
     "aq_version": (c_uint32, []),
@@ -99,8 +106,10 @@ _PROTOTYPES = {
     "aq_context_set_log_callback": (c_int, [c_void_p, LOG_FN, c_int32, c_void_p]),
     "aq_context_set_progress_callback": (c_int, [c_void_p, PROGRESS_FN, c_void_p]),
     "aq_context_copy_last_error": (c_int, [c_void_p, c_char_p, c_size_t]),
+    "aq_context_clear_error": (None, [c_void_p]),
     "aq_options_create": (c_int, [P(c_void_p), c_void_p]),
     "aq_options_free": (None, [c_void_p]),
+    "aq_options_clone": (c_int, [P(c_void_p), c_void_p]),
     "aq_options_set_int": (c_int, [c_void_p, c_int32, c_int64]),
     "aq_options_set_double": (c_int, [c_void_p, c_int32, c_double]),
     "aq_options_get_int": (c_int, [P(c_int64), c_void_p, c_int32]),

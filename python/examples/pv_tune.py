@@ -95,6 +95,13 @@ class TorchLlama:
         return self.rmsnorm(x, self.p["rms_final"]) @ self.p["emb"].T
 
 
+def kl(model, window, target, reduce=True):
+    """KL(teacher ‖ student) per token, averaged; target = the teacher's log-probabilities."""
+    logq = torch.log_softmax(model.forward(window), dim=-1)
+    value = torch.sum(torch.exp(target) * (target - logq), dim=-1).mean()
+    return float(value) if reduce else value
+
+
 def perplexity(model, tokens, seq, windows):
     nll, count = 0.0, 0
     with torch.no_grad():
@@ -116,7 +123,7 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--vstep-every", type=int, default=20)
     ap.add_argument("--vstep-fraction", type=float, default=0.01)
-    ap.add_argument("--vstep-eta", type=float, default=0.1)
+    ap.add_argument("--vstep-eta", type=float, default=0.05)
     ap.add_argument("--calib-windows", type=int, default=32)
     ap.add_argument("--windows", type=int, default=40)
     ap.add_argument("--seed", type=int, default=1)
@@ -150,22 +157,35 @@ def main():
         t0, changed = time.time(), 0
         for step in range(args.steps):
             i = step % len(windows)
-            logq = torch.log_softmax(student.forward(windows[i]), dim=-1)
-            loss = torch.sum(torch.exp(targets[i]) * (targets[i] - logq), dim=-1).mean()  # KL(teacher ‖ student)
+            loss = kl(student, windows[i], targets[i], reduce=False)
             opt.zero_grad()
             loss.backward()
             opt.step()
             if step == 0:
                 print(f"  step 1: KL {float(loss):.4f}", file=sys.stderr)
             if (step + 1) % args.vstep_every == 0:
-                for L in layers:  # V-step towards Ŵ − η ∂L/∂Ŵ (η relative to the weight scale)
+                # V-step towards Ŵ − η ∂L/∂Ŵ (η relative to the weight scale), kept only if the KL
+                # on this batch does not get worse (the host's line search; codes are restored).
+                saved = [L.quant.codes for L in layers]
+                with torch.no_grad():
+                    kl_before = kl(student, windows[i], targets[i])
+                moved = 0
+                for L in layers:
                     if L.last_grad is None:
                         continue
                     W = L.quant.dequantize()
                     g = L.last_grad
                     eta = args.vstep_eta * np.abs(W).mean() / (np.abs(g).mean() + 1e-30)
-                    changed += aqinit.vstep(ctx, L.quant, (W - eta * g).astype(np.float32), options=options)
-                print(f"  step {step + 1}: KL {float(loss):.4f}, codes changed so far {changed}", file=sys.stderr)
+                    moved += aqinit.vstep(ctx, L.quant, (W - eta * g).astype(np.float32), options=options)
+                with torch.no_grad():
+                    kl_after = kl(student, windows[i], targets[i])
+                if kl_after > kl_before:
+                    for L, codes in zip(layers, saved):
+                        L.quant.codes = codes
+                    moved = 0
+                changed += moved
+                print(f"  step {step + 1}: KL {kl_before:.4f} -> after V-step {kl_after:.4f} "
+                      f"({'kept' if moved else 'reverted'}), codes changed so far {changed}", file=sys.stderr)
         ppl_after = perplexity(student, test, seq, args.windows)
         result = {"qdir": args.qdir, "steps": args.steps, "ppl_fp32": ppl_fp32, "ppl_before": ppl_before,
                   "ppl_after": ppl_after, "codes_changed": changed, "seconds": time.time() - t0}

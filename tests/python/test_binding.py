@@ -246,3 +246,12 @@ def test_optimisation_steps_never_increase_the_output_error(ctx):
     np.testing.assert_array_equal(r.codes, s.codes)
     np.testing.assert_array_equal(r.codebooks, s.codebooks)
     np.testing.assert_array_equal(r.scales, s.scales)
+
+
+def test_output_error_with_huge_but_finite_hessian(ctx):
+    """H entries beyond float range (1e38) must not turn the relative error into NaN."""
+    h = aqinit.Hessian(ctx, 4)
+    h.add(np.full((2, 4), 1e19, np.float32))
+    q = aqinit.Quant(ctx, "1x4g2", 2, 4)
+    W = np.ones((2, 4), np.float32)
+    assert q.output_error(W, h) == pytest.approx(1.0)  # Ŵ = 0, so ΔW = W
