@@ -390,7 +390,8 @@ AQ_API int aq_quantize_layer(aq_context *ctx, aq_quant *quant, const float *W, i
 AQ_API int aq_quant_backward(const aq_quant *quant, const float *grad_W, int64_t ld, float *grad_codebooks,
                              float *grad_scales);
 /** Move the codes towards @p target (rows × cols, leading dimension @p ld): the distance of a
- *  tile is ‖Ŵ_tile − T_tile‖² (H NULL) or Σ_rows (Ŵ − T) H_jj (Ŵ − T)ᵀ. At most
+ *  tile is ‖Ŵ_tile − T_tile‖² (H NULL) or Σ_rows (Ŵ − T) H_jj (Ŵ − T)ᵀ (the diagonal block of its
+ *  input group only, as OA-EM: the total output error can still move either way). At most
  *  ::AQ_OPT_VSTEP_MAX_FRACTION of the tiles are revisited (::AQ_OPT_VSTEP_SELECTION), each by
  *  one coordinate pass over its M codes; a tile keeps its new codes only if its distance
  *  decreased (and, with ::AQ_OPT_VSTEP_TRUST_RATIO, the change is small enough). Codebooks and

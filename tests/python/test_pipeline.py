@@ -151,3 +151,46 @@ def test_backward_and_vstep():
         n = aqinit.vstep(ctx, q, T, options=aqinit.Options(ctx, VSTEP_MAX_FRACTION=0.25))
         after = np.sum((q.dequantize() - T) ** 2)
         assert n > 0 and after < before
+
+
+@pytest.mark.skipif(not __import__("os").path.exists(TINY), reason="../shared/bench/tiny not found")
+def test_pv_steps_on_a_tiny_model_layer():
+    """A few P- and V-steps on layers.0.w1 of the tiny model with its real Hessian: the layer's
+    output error tr(ΔW H ΔWᵀ) goes down with each kind of step."""
+    import os
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "python", "examples"))
+    import llama_numpy_pipeline as ex
+    model = ex.LlamaNumpy(os.path.join(TINY, "model.bin"))
+    calib = np.fromfile(os.path.join(TINY, "calib.tok.bin"), dtype="<u2").astype(np.int64)
+    W = model.weight(4).copy()  # layers.0.w1
+    with aqinit.Context(threads=2, seed=1) as ctx:
+        H = aqinit.Hessian(ctx, W.shape[1])
+        for w in range(8):
+            model.forward(calib[w * model.seq:(w + 1) * model.seq],
+                          lambda i, X: i == 4 and (H.add(np.ascontiguousarray(X, np.float32)) or True))
+        q = aqinit.Quant(ctx, "1x6g4", *W.shape)
+        aqinit.init(ctx, q, W, H, aqinit.Options(ctx, INIT_METHOD=aqinit.INIT_OA_EM))
+        Hm = H.matrix()
+        loss = lambda: float(np.trace((q.dequantize() - W) @ Hm @ (q.dequantize() - W).T))  # noqa: E731
+        start = loss()
+        for _ in range(5):  # P-steps: gradient descent on the codebooks via aq_quant_backward
+            G = (2.0 * (q.dequantize() - W) @ Hm).astype(np.float32)
+            gc, _ = q.backward(G)
+            before, books, step = loss(), q.codebooks, 1.0 / np.abs(gc).max()
+            for _ in range(30):  # backtracking: the gradient is a descent direction
+                q.codebooks = books - step * gc
+                if loss() < before:
+                    break
+                step /= 2
+            assert loss() < before
+        after_p = loss()
+        assert after_p < start
+
+        def block_distance():  # the V-step's metric: Σ_tiles (Ŵ − W)_tile H_jj (Ŵ − W)_tileᵀ
+            D = (q.dequantize() - W).astype(np.float64)
+            return sum(float(np.sum((D[:, j:j + 4] @ Hm[j:j + 4, j:j + 4]) * D[:, j:j + 4]))
+                       for j in range(0, W.shape[1], 4))
+        before_v = block_distance()
+        n = aqinit.vstep(ctx, q, W, H, aqinit.Options(ctx, VSTEP_MAX_FRACTION=0.05))
+        assert n > 0 and block_distance() < before_v
