@@ -127,15 +127,16 @@ def main():
     ap.add_argument("--calib-windows", type=int, default=32)
     ap.add_argument("--windows", type=int, default=40)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=0, help="torch and library threads (0: all cores)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.set_num_threads(args.threads or max(1, os.cpu_count() or 1))
     base = LlamaNumpy(args.model)
     calib = np.fromfile(args.calib, dtype="<u2").astype(np.int64)
     test = np.fromfile(args.test, dtype="<u2").astype(np.int64)
     seq = base.seq
-    with aqinit.Context(threads=0, seed=args.seed) as ctx:
+    with aqinit.Context(threads=args.threads, seed=args.seed) as ctx:
         files = {}  # layer name → file, from the manifest (docs/formats.md)
         with open(os.path.join(args.qdir, "manifest.txt")) as f:
             for line in f:
