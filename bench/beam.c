@@ -1,5 +1,7 @@
 /* bench-beam: seconds per full beam-search pass on a 4096 × 4096 layer, and the speed of the
- * candidate-scoring product next to cblas_sgemm of the same shape, measured in the same run.
+ * pass's two products next to cblas_sgemm of the same shapes, measured in the same run: the
+ * candidate scores (states × g_o·g)·(g_o·g × K) (dominant at 1x16) and S = ΔW·H[:, J_batch]
+ * (rows × I)·(I × 128) (dominant at 2x8, where I > M·K).
  *
  * Usage: bench-beam [rows cols] [threads]. Synthetic data: W ~ N(0, 1), H = XᵀX/n with
  * correlated columns, random codes and codebooks (the worst case: almost every code moves in
@@ -15,7 +17,7 @@
 
 #include <cblas.h>
 
-#include "beam_internal.h"
+#include "beam_pass.h"
 
 #include "bench_util.h"
 
@@ -109,7 +111,7 @@ static void free_quant(aq_quant *q)
 static double time_pass(const aqi_layer *L, aq_quant *q, int width, int64_t n_j, double *before,
                         double *after)
 {
-    aqi_beam_config cfg = {width, 0, 0, n_j, 0, NULL, NULL};
+    aqi_beam_config cfg = {width, 0, 0, n_j, 0, NULL, NULL, 0};
     double t0 = now_seconds();
     if (aqi_opt_beam_pass(L, q, &cfg, before, after)) {
         fprintf(stderr, "pass failed: %s\n", aq_context_last_error(L->ctx));
@@ -145,43 +147,78 @@ static void bench_pass(const aqi_layer *L, const char *fmt, int64_t rows, int64_
         return;
     }
     int reps = estimate < 10 ? 3 : 1;
+    aqi_opt_loss(L, q, &b0, NULL); /* the losses are computed outside the timed passes */
     for (int r = 0; r < reps; r++) {
         aqi_opt_quant_dup(L->ctx, &work, q);
-        t[r] = time_pass(L, &work, width, 0, &b0, &a0);
+        t[r] = time_pass(L, &work, width, 0, NULL, NULL);
         if (r + 1 < reps)
             aqi_opt_quant_release(L->ctx, &work);
     }
-    t2 = time_pass(L, &work, width, 0, NULL, &a1);
+    aqi_opt_loss(L, &work, &a0, NULL);
+    t2 = time_pass(L, &work, width, 0, NULL, NULL);
+    aqi_opt_loss(L, &work, &a1, NULL);
     aqi_opt_quant_release(L->ctx, &work);
     printf("%-7s width %2d: first pass %7.2f s (%s of %d), second pass %7.2f s;  L %.4g -> %.4g -> %.4g\n",
            fmt, width, median(t, reps), reps > 1 ? "median" : "1 run", reps, t2, b0, a0, a1);
     free_quant(q);
 }
 
-typedef struct score_job { const float *U, *CT, *t; float *out; int32_t D; int64_t K; } score_job;
+typedef struct score_job {
+    const float *U, *CT, *t;
+    float *out;
+    int32_t D;
+    int64_t K;
+    const int32_t *a;
+    float *lmin, *score_a;
+    int32_t *lidx;
+} score_job;
 
-/* Row blocks of 4 on the context's pool. */
+/* aqi_score_tile over row blocks on the context's pool. */
 static int score_rows(void *arg, int64_t begin, int64_t end, int worker)
 {
     score_job *sj = arg;
+    const int64_t rb = AQI_SCORE_ROWS;
     (void)worker;
-    aqi_score_tile(sj->U + begin * 4 * sj->D, sj->D, (end - begin) * 4, sj->D, sj->CT, sj->K, sj->t, sj->K,
-                   sj->out + begin * 4 * sj->K, sj->K);
+    aqi_score_tile(sj->U + begin * rb * sj->D, sj->D, (end - begin) * rb, sj->D, sj->CT, sj->K, sj->t, sj->K,
+                   sj->out + begin * rb * sj->K, sj->K);
     return 0;
 }
 
-/* GFLOP/s of scores (rows × D)·(D × K) + t: aqi_score_tile vs cblas_sgemm, and the tiled
- * score + argmin as the width-1 pass runs it. */
+/* The fused score + lane minima as the width-1 pass runs it: sub-blocks of 64 rows, tiles of
+ * AQI_BEAM_K_TILE codewords. */
+static int score_min_rows(void *arg, int64_t begin, int64_t end, int worker)
+{
+    score_job *sj = arg;
+    (void)worker;
+    for (int64_t sb = begin; sb < end; sb++) {
+        float *lmin = sj->lmin + sb * AQI_BEAM_MAX_ROWS * AQI_SCORE_LANES;
+        int32_t *lidx = sj->lidx + sb * AQI_BEAM_MAX_ROWS * AQI_SCORE_LANES;
+        for (int i = 0; i < AQI_BEAM_MAX_ROWS * AQI_SCORE_LANES; i++) {
+            lmin[i] = INFINITY;
+            lidx[i] = -1;
+        }
+        for (int64_t k0 = 0; k0 < sj->K; k0 += AQI_BEAM_K_TILE) {
+            int64_t kt = sj->K - k0 < AQI_BEAM_K_TILE ? sj->K - k0 : AQI_BEAM_K_TILE;
+            aqi_score_min_tile(sj->U + sb * AQI_BEAM_MAX_ROWS * sj->D, sj->D, AQI_BEAM_MAX_ROWS, sj->D, sj->CT + k0,
+                               sj->K, sj->t + k0, kt, (int32_t)k0, sj->a, lmin, lidx,
+                               sj->score_a + sb * AQI_BEAM_MAX_ROWS);
+        }
+    }
+    return 0;
+}
+
+/* GFLOP/s of scores (rows × D)·(D × K) + t: aqi_score_tile, the fused score + argmin of the
+ * width-1 pass, and cblas_sgemm, all on every thread. */
 static void bench_scoring(aq_context *ctx, int64_t rows, int32_t D, int64_t K, int reps)
 {
     float *U = malloc(sizeof(float) * (size_t)(rows * D)), *CT = malloc(sizeof(float) * (size_t)(D * K));
     float *B = malloc(sizeof(float) * (size_t)(D * K)), *t = malloc(sizeof(float) * (size_t)K);
     float *out = malloc(sizeof(float) * (size_t)(rows * K));
-    float lmin[64 * 16], score_a[64];
-    int32_t lidx[64 * 16], a[64];
+    float *lmin = malloc(sizeof(float) * (size_t)(rows * AQI_SCORE_LANES)), *score_a = malloc(sizeof(float) * (size_t)rows);
+    int32_t *lidx = malloc(sizeof(int32_t) * (size_t)(rows * AQI_SCORE_LANES)), a[AQI_BEAM_MAX_ROWS];
     double tk[16], ts[16], tt[16], flops = 2.0 * (double)rows * D * (double)K;
     volatile float sink = 0;
-    if (!U || !CT || !B || !t || !out)
+    if (!U || !CT || !B || !t || !out || !lmin || !score_a || !lidx || rows % AQI_BEAM_MAX_ROWS)
         exit(1);
     for (int64_t i = 0; i < rows * D; i++)
         U[i] = randn();
@@ -189,12 +226,12 @@ static void bench_scoring(aq_context *ctx, int64_t rows, int32_t D, int64_t K, i
         B[i] = CT[i] = randn();
     for (int64_t i = 0; i < K; i++)
         t[i] = randn();
-    for (int i = 0; i < 64; i++)
+    for (int i = 0; i < AQI_BEAM_MAX_ROWS; i++)
         a[i] = i;
     for (int r = 0; r < reps; r++) {
-        score_job sj = {U, CT, t, out, D, K};
+        score_job sj = {U, CT, t, out, D, K, a, lmin, score_a, lidx};
         double t0 = now_seconds();
-        aqi_parallel_for(ctx, rows / 4, score_rows, &sj);
+        aqi_parallel_for(ctx, rows / AQI_SCORE_ROWS, score_rows, &sj);
         tk[r] = now_seconds() - t0;
         sink += out[r];
         t0 = now_seconds();
@@ -202,35 +239,73 @@ static void bench_scoring(aq_context *ctx, int64_t rows, int32_t D, int64_t K, i
                     (int)K, 0.0f, out, (int)K);
         ts[r] = now_seconds() - t0;
         sink += out[r];
-        /* as the width-1 pass runs it: 64 rows × 1024 codewords per call, scores folded into
-         * running minima */
         t0 = now_seconds();
-        for (int64_t r0 = 0; r0 < rows; r0 += 64) {
-            for (int i = 0; i < 64 * 16; i++) {
-                lmin[i] = INFINITY;
-                lidx[i] = -1;
-            }
-            for (int64_t k0 = 0; k0 < K; k0 += 1024) {
-                int64_t kt = K - k0 < 1024 ? K - k0 : 1024;
-                aqi_score_min_tile(U + r0 * D, D, 64, D, CT + k0, K, t + k0, kt, (int32_t)k0, a, lmin, lidx,
-                                   score_a);
-            }
-            sink += lmin[0];
-        }
+        aqi_parallel_for(ctx, rows / AQI_BEAM_MAX_ROWS, score_min_rows, &sj);
         tt[r] = now_seconds() - t0;
+        sink += lmin[0];
     }
     double mk = median(tk, reps), ms = median(ts, reps), mt = median(tt, reps);
-    printf("scores (%lld x %d)·(%d x %lld): aqi_score_tile %6.1f GFLOP/s, cblas_sgemm %6.1f GFLOP/s, "
-           "ratio %.2f (both all threads); fused score+argmin (aqi_score_min_tile, 1 thread) %6.1f GFLOP/s "
-           "[median of %d]\n",
-           (long long)rows, D, D, (long long)K, flops / mk * 1e-9, flops / ms * 1e-9, ms / mk,
-           flops / mt * 1e-9, reps);
+    printf("scores (%lld x %d)·(%d x %lld): aqi_score_tile %6.1f GFLOP/s, fused score+argmin %6.1f GFLOP/s, "
+           "cblas_sgemm %6.1f GFLOP/s; ratios %.2f, %.2f [median of %d]\n",
+           (long long)rows, D, D, (long long)K, flops / mk * 1e-9, flops / mt * 1e-9, flops / ms * 1e-9, ms / mk,
+           ms / mt, reps);
     (void)sink;
     free(U);
     free(CT);
     free(B);
     free(t);
     free(out);
+    free(lmin);
+    free(score_a);
+    free(lidx);
+}
+
+typedef struct product_job { const float *A, *B; float *C; int64_t kdim, nc; } product_job;
+
+/* aqi_product_rows over blocks of 64 rows, as the pass's sub-blocks. */
+static int product_blocks(void *arg, int64_t begin, int64_t end, int worker)
+{
+    product_job *pj = arg;
+    (void)worker;
+    for (int64_t b = begin; b < end; b++)
+        aqi_product_rows(pj->A + b * 64 * pj->kdim, pj->kdim, 64, pj->kdim, pj->B, pj->nc, pj->nc,
+                         pj->C + b * 64 * pj->nc, pj->nc);
+    return 0;
+}
+
+/* GFLOP/s of S = ΔW·H[:, J_batch], (rows × kdim)·(kdim × nc): aqi_product_rows vs cblas_sgemm. */
+static void bench_products(aq_context *ctx, int64_t rows, int64_t kdim, int64_t nc, int reps)
+{
+    float *A = malloc(sizeof(float) * (size_t)(rows * kdim)), *B = malloc(sizeof(float) * (size_t)(kdim * nc));
+    float *C = malloc(sizeof(float) * (size_t)(rows * nc));
+    double tp[16], ts[16], flops = 2.0 * (double)rows * (double)kdim * (double)nc;
+    volatile float sink = 0;
+    if (!A || !B || !C || rows % 64)
+        exit(1);
+    for (int64_t i = 0; i < rows * kdim; i++)
+        A[i] = randn();
+    for (int64_t i = 0; i < kdim * nc; i++)
+        B[i] = randn();
+    for (int r = 0; r < reps; r++) {
+        product_job pj = {A, B, C, kdim, nc};
+        double t0 = now_seconds();
+        aqi_parallel_for(ctx, rows / 64, product_blocks, &pj);
+        tp[r] = now_seconds() - t0;
+        sink += C[r];
+        t0 = now_seconds();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)nc, (int)kdim, 1.0f, A, (int)kdim,
+                    B, (int)nc, 0.0f, C, (int)nc);
+        ts[r] = now_seconds() - t0;
+        sink += C[r];
+    }
+    double mp = median(tp, reps), ms = median(ts, reps);
+    printf("products (%lld x %lld)·(%lld x %lld): aqi_product_rows %6.1f GFLOP/s, cblas_sgemm %6.1f GFLOP/s, "
+           "ratio %.2f [median of %d]\n", (long long)rows, (long long)kdim, (long long)kdim, (long long)nc,
+           flops / mp * 1e-9, flops / ms * 1e-9, ms / mp, reps);
+    (void)sink;
+    free(A);
+    free(B);
+    free(C);
 }
 
 /* One exact codebook update (normal equations) and one closed-form scale update. */
@@ -262,11 +337,13 @@ int main(int argc, char **argv)
     aq_context *ctx = NULL;
     if (aq_context_create(&ctx) || aq_context_set_threads(ctx, threads))
         return 1;
-    printf("bench-beam: %lld x %lld, %d threads (pool), synthetic SPD H, random codes/codebooks\n",
-           (long long)rows, (long long)cols, (int)aq_context_get_threads(ctx));
+    printf("bench-beam: %lld x %lld, %d threads (pool), kernels level %d (2 AVX-512, 1 AVX2, 0 baseline), "
+           "synthetic SPD H, random codes/codebooks\n", (long long)rows, (long long)cols,
+           (int)aq_context_get_threads(ctx), aqi_beam_kernel_level(-1));
 
     bench_scoring(ctx, 4096, 8, 256, 15);
     bench_scoring(ctx, 256, 8, 65536, 9);
+    bench_products(ctx, rows, cols, 128, 9);
 
     float *H = synthetic_hessian(cols);
     float *W = malloc(sizeof(float) * (size_t)(rows * cols));

@@ -51,8 +51,8 @@
 
 #if AQI_VECTORS && (defined(__clang__) || __GNUC__ >= 9) /* __builtin_convertvector */
 #  define CONVERT_VECTORS 1
-typedef double vd8 __attribute__((vector_size(64)));
-typedef float vf8 __attribute__((vector_size(32)));
+typedef double vd4 __attribute__((vector_size(32)));
+typedef float vf4 __attribute__((vector_size(16)));
 #else
 #  define CONVERT_VECTORS 0
 #endif
@@ -165,12 +165,12 @@ static inline void axpy_f32(double *dst, double w, const float *src, int64_t n)
 {
     int64_t x = 0;
 #if CONVERT_VECTORS
-    vd8 wv = (vd8){0} + w, dv;
-    vf8 fv;
-    for (; x + 8 <= n; x += 8) {
+    vd4 wv = (vd4){0} + w, dv;
+    vf4 fv;
+    for (; x + 4 <= n; x += 4) {
         LOAD_VEC(fv, src + x);
         LOAD_VEC(dv, dst + x);
-        dv += wv * __builtin_convertvector(fv, vd8);
+        dv += wv * __builtin_convertvector(fv, vd4);
         STORE_VEC(dst + x, dv);
     }
 #endif

@@ -5,11 +5,13 @@
  * Every entry point validates its arguments, copies H to float once, works on a duplicate of
  * the quant's arrays and copies them back only when everything succeeded, so a failure or a
  * cancellation leaves the quant exactly as it was. */
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <string.h>
 
 #include <cblas.h>
+#include <lapacke.h>
 
 #include "beam_internal.h"
 
@@ -143,6 +145,8 @@ int aqi_opt_validate(aq_context *ctx, const char *fn, const aq_quant *q, const f
     if (aq_hessian_num_inputs(H) != q->cols)
         return aqi_fail(ctx, AQ_ERR_SHAPE, "%s: H has %lld inputs but the quant has %lld columns", fn,
                         (long long)aq_hessian_num_inputs(H), (long long)q->cols);
+    if (aq_hessian_num_samples(H) <= 0)
+        return aqi_fail(ctx, AQ_ERR_INVALID_ARG, "%s: the Hessian has no samples", fn);
     if (q->rows > INT_MAX || q->cols > INT_MAX || ld > INT_MAX)
         return aqi_fail(ctx, AQ_ERR_OVERFLOW, "%s: %lld x %lld (ld %lld) exceeds the BLAS index range",
                         fn, (long long)q->rows, (long long)q->cols, (long long)ld);
@@ -165,23 +169,54 @@ int aqi_opt_validate(aq_context *ctx, const char *fn, const aq_quant *q, const f
     return AQ_OK;
 }
 
-/* H as float, cols × cols (the undamped matrix of the handle). */
-static int float_hessian(aq_context *ctx, const char *fn, const aq_hessian *H, int64_t ncols, float **out)
+/* A PSD H has PSD diagonal blocks: each g × g block H_jj must admit a Cholesky factorisation
+ * after a relative jitter of 1e-6·mean(diag H_jj) (plus the smallest normal number, for a zero
+ * block). A cheap necessary check that catches indefinite input; @p blk holds g² doubles. */
+static int check_blocks(aq_context *ctx, const char *fn, const double *hd, int64_t ncols, int32_t g,
+                        double *blk)
+{
+    for (int64_t j = 0; j < ncols / g; j++) {
+        double mean = 0.0;
+        for (int32_t d = 0; d < g; d++)
+            mean += hd[(j * g + d) * ncols + j * g + d];
+        mean /= g;
+        for (int32_t d = 0; d < g; d++)
+            for (int32_t e = 0; e < g; e++)
+                blk[d * g + e] = hd[(j * g + d) * ncols + j * g + e] + (d == e ? 1e-6 * mean + DBL_MIN : 0.0);
+        if (LAPACKE_dpotrf_work(LAPACK_ROW_MAJOR, 'U', (lapack_int)g, blk, (lapack_int)g) != 0)
+            return aqi_fail(ctx, AQ_ERR_NOT_PSD, "%s: the Hessian's diagonal block %lld (inputs %lld..%lld) "
+                            "is not positive semidefinite", fn, (long long)j, (long long)(j * g),
+                            (long long)(j * g + g - 1));
+    }
+    return AQ_OK;
+}
+
+/* H as float, cols × cols (the undamped matrix of the handle), its diagonal blocks of the
+ * quant's input group size checked. */
+static int float_hessian(aq_context *ctx, const char *fn, const aq_hessian *H, int64_t ncols, int32_t g,
+                         float **out)
 {
     size_t n = (size_t)ncols * (size_t)ncols;
     double *hd = aqi_alloc(ctx, n * sizeof(double));
-    float *hf = hd ? aqi_alloc(ctx, n * sizeof(float)) : NULL;
+    double *blk = hd ? aqi_alloc(ctx, (size_t)g * (size_t)g * sizeof(double)) : NULL;
+    float *hf = blk ? aqi_alloc(ctx, n * sizeof(float)) : NULL;
     int st;
     *out = NULL;
     if (!hf) {
         aqi_free(ctx, hd);
+        aqi_free(ctx, blk);
         return AQ_ERR_NOMEM;
     }
     st = aq_hessian_copy_matrix(H, hd, ncols, 0.0);
+    if (st)
+        st = aqi_fail(ctx, st, "%s: copying H failed (%s)", fn, aq_strerror(st));
+    else
+        st = check_blocks(ctx, fn, hd, ncols, g, blk);
+    aqi_free(ctx, blk);
     if (st) {
         aqi_free(ctx, hd);
         aqi_free(ctx, hf);
-        return aqi_fail(ctx, st, "%s: copying H failed (%s)", fn, aq_strerror(st));
+        return st;
     }
     for (size_t i = 0; i < n; i++)
         hf[i] = (float)hd[i];
@@ -214,7 +249,7 @@ static int session_open(session *s, aq_context *ctx, const char *fn, aq_quant *q
         s->v = options->v;
     else
         aqi_options_defaults(&s->v);
-    st = float_hessian(ctx, fn, H, quant->cols, &s->H);
+    st = float_hessian(ctx, fn, H, quant->cols, quant->g, &s->H);
     if (st)
         return st;
     st = aqi_opt_quant_dup(ctx, &s->work, quant);
@@ -251,7 +286,7 @@ int aq_beam_search(aq_context *ctx, aq_quant *quant, const float *W, int64_t ld,
     int st = session_open(&s, ctx, "aq_beam_search", quant, W, ld, H, options);
     if (st)
         return st;
-    aqi_beam_config cfg = {(int32_t)s.v.beam_width, (int32_t)s.v.beam_random_order, 0, 0, 0, NULL, NULL};
+    aqi_beam_config cfg = {(int32_t)s.v.beam_width, (int32_t)s.v.beam_random_order, 0, 0, 0, NULL, NULL, 0};
     st = aqi_opt_beam_pass(&s.layer, &s.work, &cfg, NULL, NULL);
     return session_close(&s, ctx, quant, st);
 }
@@ -279,7 +314,7 @@ int aq_optimize(aq_context *ctx, aq_quant *quant, const float *W, int64_t ld,
     st = aqi_opt_loss(&s.layer, &s.work, &L_prev, &energy);
     for (int32_t epoch = 0; epoch < max_epochs && !st; epoch++) {
         aqi_beam_config cfg = {(int32_t)s.v.beam_width, (int32_t)s.v.beam_random_order,
-                               (uint64_t)epoch + 1, 0, 0, NULL, NULL};
+                               (uint64_t)epoch + 1, 0, 0, NULL, NULL, 0};
         st = aqi_opt_update_codebooks(&s.layer, &s.work, &s.v);
         if (!st)
             st = aqi_opt_beam_pass(&s.layer, &s.work, &cfg, NULL, NULL);

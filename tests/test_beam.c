@@ -304,6 +304,141 @@ static void check_trace(void *ud, int64_t p, int32_t j, int32_t m, const uint16_
     tc->n_calls++;
 }
 
+/* Every kernel variant the CPU runs (AVX-512, AVX2, baseline) gives the same bits, kernel by
+ * kernel and for whole passes (fused width-1 scan, wider beams, traced scores). */
+typedef struct pass_result { void *codes; size_t nbytes; double after; } pass_result;
+
+static pass_result pass_at_level(int level, const char *fmt, int width, int trace)
+{
+    problem pb = make_problem(fmt, 8, 48, 1800, trace ? 1 : 2); /* the trace callback is not thread-safe */
+    aqi_layer L = layer_of(&pb);
+    trace_check tc = {&pb, NULL, 0, 0.0};
+    aq_quant *shadow = NULL;
+    ck_assert_int_eq(aq_quant_clone(&shadow, pb.q), AQ_OK);
+    tc.q = shadow;
+    aqi_beam_config cfg = {width, 1, 4, 0, 0, trace ? check_trace : NULL, &tc, 0};
+    pass_result res;
+    double before;
+    aqi_beam_kernel_level(level);
+    ck_assert_int_eq(aqi_opt_beam_pass(&L, pb.q, &cfg, &before, &res.after), AQ_OK);
+    aqi_beam_kernel_level(99);
+    res.nbytes = pb.q->codes_bytes;
+    res.codes = malloc(pb.q->codes_bytes);
+    memcpy(res.codes, pb.q->codes, pb.q->codes_bytes);
+    aq_quant_free(shadow);
+    free_problem(&pb);
+    return res;
+}
+
+START_TEST(kernel_variants_give_the_same_bits)
+{
+    int best = aqi_beam_kernel_level(-1);
+    uint64_t seed = 9;
+    enum { ROWS = 16, D = 12, K = 96, N = 40, KD = 300 };
+    static float U[ROWS * D], CT[D * K], t[K], out[3][ROWS * K], lmin[3][ROWS * 16], score_a[3][ROWS];
+    static float G[3][5 * N], Hr[12 * N], coef[5 * 12], A[7 * KD], B[KD * 32], C[3][7 * 32];
+    static int32_t lidx[3][ROWS * 16], a[ROWS], idx[3][K], n_idx[3];
+    static float tab[3][K], bounds[3][17];
+    for (int i = 0; i < ROWS * D; i++)
+        U[i] = (float)tu_normal(&seed);
+    for (int i = 0; i < D * K; i++)
+        CT[i] = (float)tu_normal(&seed);
+    for (int i = 0; i < K; i++)
+        t[i] = (float)tu_normal(&seed);
+    for (int i = 0; i < ROWS; i++)
+        a[i] = (i * 37) % K;
+    for (int i = 0; i < 12 * N; i++)
+        Hr[i] = (float)tu_normal(&seed);
+    for (int i = 0; i < 5 * 12; i++)
+        coef[i] = (float)tu_normal(&seed);
+    for (int i = 0; i < 7 * KD; i++)
+        A[i] = (float)tu_normal(&seed);
+    for (int i = 0; i < KD * 32; i++)
+        B[i] = (float)tu_normal(&seed);
+    for (int level = 0; level <= best; level++) {
+        ck_assert_int_eq(aqi_beam_kernel_level(level), level);
+        aqi_score_tile(U, D, ROWS, D, CT, K, t, K, out[level], K);
+        for (int i = 0; i < ROWS * 16; i++) {
+            lmin[level][i] = INFINITY;
+            lidx[level][i] = -1;
+        }
+        aqi_score_min_tile(U, D, ROWS, D, CT, K, t, 48, 0, a, lmin[level], lidx[level], score_a[level]);
+        aqi_score_min_tile(U, D, ROWS, D, CT + 48, K, t + 48, 48, 48, a, lmin[level], lidx[level], score_a[level]);
+        n_idx[level] = aqi_filter_tile(out[level], K, out[level][5], idx[level]);
+        for (int w = 1; w <= 16; w += 5)
+            bounds[level][w] = aqi_kth_bound_tile(out[level] + K, K, w);
+        float *Gp[5];
+        const float *cp[5];
+        for (int r = 0; r < 5; r++) {
+            for (int x = 0; x < N; x++)
+                G[level][r * N + x] = (float)(r + x);
+            Gp[r] = G[level] + r * N;
+            cp[r] = coef + r * 12;
+        }
+        aqi_rank_g_update(Gp, cp, 5, 12, Hr, N, N);
+        aqi_product_rows(A, KD, 7, KD, B, 32, 32, C[level], 32);
+        aqi_table_tile(CT, K, 3, 4, coef, 5, K, tab[level]); /* 3 tile rows of g = 4, H 4 × 4 (ld 5) */
+        if (level > 0) {
+            ck_assert(!memcmp(tab[level], tab[0], sizeof tab[0]));
+            ck_assert(!memcmp(out[level], out[0], sizeof out[0]));
+            ck_assert(!memcmp(lmin[level], lmin[0], sizeof lmin[0]));
+            ck_assert(!memcmp(lidx[level], lidx[0], sizeof lidx[0]));
+            ck_assert(!memcmp(score_a[level], score_a[0], sizeof score_a[0]));
+            ck_assert_int_eq(n_idx[level], n_idx[0]);
+            ck_assert(!memcmp(bounds[level], bounds[0], sizeof bounds[0]));
+            ck_assert(!memcmp(idx[level], idx[0], sizeof(int32_t) * (size_t)n_idx[0]));
+            ck_assert(!memcmp(G[level], G[0], sizeof G[0]));
+            ck_assert(!memcmp(C[level], C[0], sizeof C[0]));
+        }
+    }
+    /* the bound is at least the w-th smallest score and the filter keeps exactly those <= bound */
+    for (int w = 1; w <= 16; w += 5) {
+        int below = 0;
+        for (int k = 0; k < K; k++)
+            below += out[0][K + k] <= bounds[0][w];
+        ck_assert_int_ge(below, w);
+    }
+    for (int i = 0, c = 0; i < K; i++)
+        if (out[0][i] <= out[0][5])
+            ck_assert_int_eq(idx[0][c++], i);
+    /* the table: Σ_r c_rᵀ H c_r with H = coef (4 × 4, ld 5), c_r[e] = CT[r·4 + e][k] */
+    for (int k = 0; k < K; k++) {
+        double want = 0.0;
+        for (int r = 0; r < 3; r++)
+            for (int d = 0; d < 4; d++)
+                for (int e = 0; e < 4; e++)
+                    want += (double)CT[(r * 4 + d) * K + k] * coef[d * 5 + e] * CT[(r * 4 + e) * K + k];
+        ck_assert_double_eq_tol(tab[0][k], want, 1e-4 * (1 + fabs(want)));
+    }
+    /* the min tile equals the score tile */
+    for (int r = 0; r < ROWS; r++) {
+        ck_assert(score_a[0][r] == out[0][r * K + a[r]]);
+        for (int l = 0; l < 16; l++) {
+            float m = INFINITY;
+            for (int k = l; k < K; k += 16)
+                m = out[0][r * K + k] < m ? out[0][r * K + k] : m;
+            ck_assert(lmin[0][r * 16 + l] == m);
+        }
+    }
+    aqi_beam_kernel_level(99);
+    ck_assert_int_eq(aqi_beam_kernel_level(-1), best);
+    const char *fmts[] = {"2x3g4", "1x5g3o2"};
+    for (int f = 0; f < 2; f++)
+        for (int cfgi = 0; cfgi < 3; cfgi++) {
+            const int widths[] = {1, 3, 1}, traces[] = {0, 0, 1};
+            pass_result r0 = pass_at_level(0, fmts[f], widths[cfgi], traces[cfgi]);
+            for (int level = 1; level <= best; level++) {
+                pass_result rl = pass_at_level(level, fmts[f], widths[cfgi], traces[cfgi]);
+                ck_assert_msg(rl.after == r0.after, "%s level %d: %.17g vs %.17g", fmts[f], level, rl.after,
+                              r0.after);
+                ck_assert(rl.nbytes == r0.nbytes && !memcmp(rl.codes, r0.codes, r0.nbytes));
+                free(rl.codes);
+            }
+            free(r0.codes);
+        }
+}
+END_TEST
+
 START_TEST(incremental_scores_match_recomputation)
 {
     const char *fmts[] = {"2x3g4", "1x4g2o2", "3x2g3"};
@@ -316,7 +451,7 @@ START_TEST(incremental_scores_match_recomputation)
             aq_quant *shadow = NULL;
             ck_assert_int_eq(aq_quant_clone(&shadow, pb.q), AQ_OK);
             tc.q = shadow; /* codebooks and scales as in pb.q; codes rebuilt from the trace */
-            aqi_beam_config cfg = {1, pass % 2, 7, 0, pass, check_trace, &tc};
+            aqi_beam_config cfg = {1, pass % 2, 7, 0, pass, check_trace, &tc, 0};
             double before, after;
             ck_assert_int_eq(aqi_opt_beam_pass(&L, pb.q, &cfg, &before, &after), AQ_OK);
             ck_assert_int_eq(tc.n_calls, pb.q->n_out_groups * pb.q->n_in_groups * pb.q->M);
@@ -342,7 +477,7 @@ START_TEST(tracked_loss_of_beam_states_is_exact)
             for (int window = 0; window < 3; window++) {
                 problem pb = make_problem(fmts[f], 6, 24, 150 + f, 2);
                 aqi_layer L = layer_of(&pb);
-                aqi_beam_config cfg = {widths[w], 1, 3, 0, window, NULL, NULL};
+                aqi_beam_config cfg = {widths[w], 1, 3, 0, window, NULL, NULL, 0};
                 double before, after;
                 long double truth_before = naive_loss(&pb, pb.q);
                 ck_assert_int_eq(aqi_opt_beam_pass(&L, pb.q, &cfg, &before, &after), AQ_OK);
@@ -790,6 +925,96 @@ START_TEST(results_deterministic_across_runs_and_threads)
 }
 END_TEST
 
+/* Blocks of output groups, thread counts and sub-block boundaries do not change a pass: the
+ * same codes and the same tracked loss, bit for bit. */
+START_TEST(pass_independent_of_threads_and_blocks)
+{
+    const char *fmts[] = {"2x3g4", "1x4g2o2"};
+    const int widths[] = {1, 4};
+    for (int f = 0; f < 2; f++)
+        for (int w = 0; w < 2; w++) {
+            void *first_codes = NULL;
+            double first_after = 0.0;
+            for (int variant = 0; variant < 5; variant++) {
+                const int threads[] = {1, 2, 3, 2, 3};
+                const int64_t blocks[] = {0, 0, 0, 1, 3};
+                problem pb = make_problem(fmts[f], 12, 24, 1500 + f, threads[variant]);
+                aqi_layer L = layer_of(&pb);
+                aqi_beam_config cfg = {widths[w], 1, 5, 0, 0, NULL, NULL, blocks[variant]};
+                double before, after;
+                ck_assert_int_eq(aqi_opt_beam_pass(&L, pb.q, &cfg, &before, &after), AQ_OK);
+                if (variant == 0) {
+                    first_codes = malloc(pb.q->codes_bytes);
+                    memcpy(first_codes, pb.q->codes, pb.q->codes_bytes);
+                    first_after = after;
+                } else {
+                    ck_assert_msg(!memcmp(first_codes, pb.q->codes, pb.q->codes_bytes),
+                                  "%s width %d variant %d: codes differ", fmts[f], widths[w], variant);
+                    ck_assert_msg(after == first_after, "%s width %d variant %d: tracked loss %.17g vs %.17g",
+                                  fmts[f], widths[w], variant, after, first_after);
+                }
+                free_problem(&pb);
+            }
+            free(first_codes);
+        }
+}
+END_TEST
+
+/* Shapes away from the common case: more than one score tile (K > 1024) with a beam, input
+ * groups wider than a batch, several blocks; the tracked loss stays exact and L never grows. */
+START_TEST(large_K_and_wide_groups)
+{
+    const char *fmts[] = {"1x11g2", "2x11g1", "1x3g40", "2x2g160", "1x4g32o2"};
+    const int64_t rows[] = {4, 2, 4, 2, 4}, cols[] = {8, 4, 80, 320, 64};
+    const int widths[] = {3, 2, 4, 2, 5};
+    for (int f = 0; f < 5; f++)
+        for (int blocks = 0; blocks < 2; blocks++) {
+            problem pb = make_problem(fmts[f], rows[f], cols[f], 1600 + f, 2);
+            aqi_layer L = layer_of(&pb);
+            aqi_beam_config cfg = {widths[f], 1, 9, 0, 0, NULL, NULL, blocks};
+            double before, after;
+            long double truth_before = naive_loss(&pb, pb.q);
+            ck_assert_int_eq(aqi_opt_beam_pass(&L, pb.q, &cfg, &before, &after), AQ_OK);
+            long double truth_after = naive_loss(&pb, pb.q);
+            ck_assert_msg(fabsl(after - truth_after) < 1e-4L * truth_before, "%s: tracked %g, true %Lg",
+                          fmts[f], after, truth_after);
+            ck_assert_msg(truth_after <= truth_before * (1 + 1e-7L), "%s: %Lg -> %Lg", fmts[f], truth_before,
+                          truth_after);
+            ck_assert_msg(truth_after < 0.99L * truth_before, "%s: no progress", fmts[f]);
+            free_problem(&pb);
+        }
+}
+END_TEST
+
+/* A zero scale leaves its group's codes alone; a tiny one (1/s overflows in the scores) must not
+ * produce NaN or a loss increase. */
+START_TEST(zero_and_tiny_scales)
+{
+    for (int width = 1; width <= 3; width += 2) {
+        problem pb = make_problem("2x3g4", 8, 16, 1700, 2);
+        pb.q->scales[1] = 0.0f;
+        pb.q->scales[2] = 1e-38f;
+        pb.q->scales[3] = -0.7f;
+        snapshot s = take_snapshot(pb.q);
+        aq_options *o = options_with(pb.ctx, AQ_OPT_BEAM_WIDTH, width, 0, 0);
+        long double before = naive_loss(&pb, pb.q);
+        ck_assert_int_eq(aq_beam_search(pb.ctx, pb.q, pb.W, pb.cols, pb.H, o), AQ_OK);
+        long double after = naive_loss(&pb, pb.q);
+        ck_assert(after <= before * (1 + 1e-7L));
+        for (int64_t j = 0; j < pb.q->n_in_groups; j++)
+            for (int32_t m = 0; m < pb.q->M; m++) {
+                size_t at = ((size_t)1 * (size_t)pb.q->n_in_groups + (size_t)j) * (size_t)pb.q->M + (size_t)m;
+                ck_assert_uint_eq(((uint8_t *)pb.q->codes)[at], ((uint8_t *)s.codes)[at]);
+            }
+        for (int64_t p = 0; p < pb.q->n_out_groups; p++)
+            ck_assert(isfinite((double)naive_group_loss(&pb, pb.q, p)));
+        free_snapshot(&s);
+        aq_options_free(o);
+        free_problem(&pb);
+    }
+}
+END_TEST
+
 /* The random order depends on the seed: another seed gives another (still monotone) result. */
 START_TEST(random_order_follows_seed)
 {
@@ -833,6 +1058,19 @@ START_TEST(bad_input_leaves_quant_unchanged)
         pb.W[37] = INFINITY;
         ck_assert_int_eq(fns[f](pb.ctx, pb.q, pb.W, 16, pb.H, NULL), AQ_ERR_NONFINITE);
         pb.W[37] = 0.5f;
+        /* a Hessian without samples, and an indefinite one (a 4 × 4 diagonal block [[1, 2], [2, 1]]) */
+        aq_hessian *h0 = NULL, *hi = NULL;
+        double *Hbad = malloc(sizeof(double) * 16 * 16);
+        ck_assert_int_eq(aq_hessian_create(&h0, pb.ctx, 16), AQ_OK);
+        memcpy(Hbad, pb.Hd, sizeof(double) * 16 * 16);
+        Hbad[5 * 16 + 5] = Hbad[6 * 16 + 6] = 1.0;
+        Hbad[5 * 16 + 6] = Hbad[6 * 16 + 5] = 2.0;
+        ck_assert_int_eq(aq_hessian_create_from_matrix(&hi, pb.ctx, Hbad, 16, 16, 10), AQ_OK);
+        ck_assert_int_eq(fns[f](pb.ctx, pb.q, pb.W, 16, h0, NULL), AQ_ERR_INVALID_ARG);
+        ck_assert_int_eq(fns[f](pb.ctx, pb.q, pb.W, 16, hi, NULL), AQ_ERR_NOT_PSD);
+        aq_hessian_free(h0);
+        aq_hessian_free(hi);
+        free(Hbad);
         if (fns[f] != aq_quantize_layer) { /* quantize_layer overwrites the quant's contents */
             pb.q->codebooks[3] = NAN;
             ck_assert_int_eq(fns[f](pb.ctx, pb.q, pb.W, 16, pb.H, NULL), AQ_ERR_NONFINITE);
@@ -928,6 +1166,7 @@ static Suite *beam_suite(void)
     tcase_set_timeout(tk, 30);
     tcase_add_test(tk, score_tile_matches_naive);
     tcase_add_test(tk, rank_g_update_matches_naive);
+    tcase_add_test(tk, kernel_variants_give_the_same_bits);
     suite_add_tcase(s, tk);
 
     TCase *tb = tcase_create("beam");
@@ -938,6 +1177,9 @@ static Suite *beam_suite(void)
     tcase_add_test(tb, wide_beam_reaches_brute_force_optimum);
     tcase_add_test(tb, beam_never_increases_loss);
     tcase_add_test(tb, random_order_follows_seed);
+    tcase_add_test(tb, pass_independent_of_threads_and_blocks);
+    tcase_add_test(tb, large_K_and_wide_groups);
+    tcase_add_test(tb, zero_and_tiny_scales);
     suite_add_tcase(s, tb);
 
     TCase *tc = tcase_create("codebooks");
