@@ -1,10 +1,8 @@
 /* Fused "score + argmin" kernel of the E-step (see assign.h).
  *
- * Written with GCC/Clang vector extensions (16 floats per vector) and compiled once per
- * instruction set with target_clones where the toolchain supports it, so one binary uses
- * AVX-512, AVX2 or SSE2 as the CPU allows. Four points share each load of a centroid block. */
-/* The 64-byte vector helpers are always inlined; their nominal ABI does not matter. */
-#pragma GCC diagnostic ignored "-Wpsabi"
+ * Written with GCC/Clang vector extensions and compiled once per instruction set from
+ * assign_body.h — 16 floats per vector for AVX-512, 8 for AVX2, 4 otherwise — and chosen at run
+ * time. Four points share each load of a centroid block. */
 /* s += q·c may fuse into one FMA: the scores only rank centroids. */
 #pragma GCC optimize("fp-contract=fast")
 
@@ -13,15 +11,8 @@
 
 #include "assign.h"
 
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && defined(__linux__)
-#  define AQI_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#  define AQI_MULTIVERSION
-#endif
-#define AQI_INLINE static inline __attribute__((always_inline))
-
-typedef float v16f __attribute__((vector_size(64)));
-typedef int32_t v16i __attribute__((vector_size(64)));
+#define AQI_CAT_(a, b) a##b
+#define AQI_CAT(a, b) AQI_CAT_(a, b)
 
 void aqi_assign_transpose(float *CT, const float *C, int64_t K, int64_t Kp, int64_t D)
 {
@@ -40,123 +31,55 @@ void aqi_assign_pad_table(float *table, int64_t K, int64_t Kp)
         table[k] = FLT_MAX;
 }
 
-AQI_INLINE v16f load16(const float *p)
+typedef void (*argmin_fn)(const float *, int64_t, int64_t, const float *, const float *, int64_t, int64_t,
+                          int32_t *, int64_t, float *);
+
+#define AQI_VL 4
+#define AQI_NAME(x) AQI_CAT(x, _generic)
+#define AQI_TARGET
+#include "assign_body.h"
+#undef AQI_VL
+#undef AQI_NAME
+#undef AQI_TARGET
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#  define AQI_ASSIGN_X86 1
+#  define AQI_VL 8
+#  define AQI_NAME(x) AQI_CAT(x, _avx2)
+#  define AQI_TARGET __attribute__((target("avx2,fma")))
+#  include "assign_body.h"
+#  undef AQI_VL
+#  undef AQI_NAME
+#  undef AQI_TARGET
+#  define AQI_VL 16
+#  define AQI_NAME(x) AQI_CAT(x, _avx512)
+#  define AQI_TARGET __attribute__((target("avx512f")))
+#  include "assign_body.h"
+#  undef AQI_VL
+#  undef AQI_NAME
+#  undef AQI_TARGET
+#endif
+
+static argmin_fn pick_kernel(void)
 {
-    v16f v;
-    memcpy(&v, p, sizeof v);
-    return v;
+#ifdef AQI_ASSIGN_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+        return argmin_avx512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return argmin_avx2;
+#endif
+    return argmin_generic;
 }
 
-/* Lane-wise: where s < best, take s and its centroid index. */
-AQI_INLINE void keep_min(v16f s, v16i idx, v16f *best, v16i *best_idx)
-{
-    v16i lt = s < *best;
-    *best = (v16f)(((v16i)s & lt) | ((v16i)*best & ~lt));
-    *best_idx = (idx & lt) | (*best_idx & ~lt);
-}
-
-/* Horizontal argmin over the 16 lanes; among equal values the lowest centroid index. */
-AQI_INLINE void reduce_min(v16f best, v16i best_idx, int32_t *code, float *value)
-{
-    float v = best[0];
-    int32_t k = best_idx[0];
-    for (int l = 1; l < AQI_ASSIGN_KBLOCK; l++)
-        if (best[l] < v || (best[l] == v && best_idx[l] < k)) {
-            v = best[l];
-            k = best_idx[l];
-        }
-    *code = k;
-    *value = v;
-}
-
-static const v16i lane_index = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-
-/* Four points q0..q3 (already multiplied by −2) against every centroid block. */
-AQI_INLINE void argmin4(const float *q0, const float *q1, const float *q2, const float *q3,
-                        const float *CT, const float *table, int64_t D, int64_t Kp,
-                        int32_t code[4], float value[4])
-{
-    v16f b0, b1, b2, b3;
-    v16i i0 = {0}, i1 = {0}, i2 = {0}, i3 = {0};
-    b0 = b1 = b2 = b3 = (v16f){0} + FLT_MAX;
-    for (int64_t kb = 0; kb < Kp; kb += AQI_ASSIGN_KBLOCK) {
-        v16f t = load16(table + kb);
-        v16f s0 = t, s1 = t, s2 = t, s3 = t;
-        for (int64_t d = 0; d < D; d++) {
-            v16f c = load16(CT + d * Kp + kb);
-            s0 += q0[d] * c;
-            s1 += q1[d] * c;
-            s2 += q2[d] * c;
-            s3 += q3[d] * c;
-        }
-        v16i idx = lane_index + (int32_t)kb;
-        keep_min(s0, idx, &b0, &i0);
-        keep_min(s1, idx, &b1, &i1);
-        keep_min(s2, idx, &b2, &i2);
-        keep_min(s3, idx, &b3, &i3);
-    }
-    reduce_min(b0, i0, &code[0], &value[0]);
-    reduce_min(b1, i1, &code[1], &value[1]);
-    reduce_min(b2, i2, &code[2], &value[2]);
-    reduce_min(b3, i3, &code[3], &value[3]);
-}
-
-AQI_INLINE void argmin1(const float *q0, const float *CT, const float *table, int64_t D,
-                        int64_t Kp, int32_t *code, float *value)
-{
-    v16f b0 = (v16f){0} + FLT_MAX;
-    v16i i0 = {0};
-    for (int64_t kb = 0; kb < Kp; kb += AQI_ASSIGN_KBLOCK) {
-        v16f s0 = load16(table + kb);
-        for (int64_t d = 0; d < D; d++)
-            s0 += q0[d] * load16(CT + d * Kp + kb);
-        keep_min(s0, lane_index + (int32_t)kb, &b0, &i0);
-    }
-    reduce_min(b0, i0, code, value);
-}
-
-#define AQI_ASSIGN_MAX_STACK_D 256 /* −2·q is staged on the stack up to this dimension */
-
-AQI_MULTIVERSION
 void aqi_assign_argmin(const float *Q, int64_t n, int64_t ldq, const float *CT, const float *table,
                        int64_t D, int64_t Kp, int32_t *codes, int64_t code_stride, float *best)
 {
-    float qm[4][AQI_ASSIGN_MAX_STACK_D];
-    int64_t step = D <= AQI_ASSIGN_MAX_STACK_D ? 4 : 1;
-    for (int64_t i = 0; i < n; i += step) {
-        int64_t nb = n - i < step ? n - i : step;
-        int32_t code[4];
-        float value[4];
-        if (nb == 4) {
-            for (int r = 0; r < 4; r++)
-                for (int64_t d = 0; d < D; d++)
-                    qm[r][d] = -2.0f * Q[(i + r) * ldq + d];
-            argmin4(qm[0], qm[1], qm[2], qm[3], CT, table, D, Kp, code, value);
-        } else {
-            for (int64_t r = 0; r < nb; r++) {
-                /* Large D (rare: g_o·g > 256) reads Q directly and scales inside. */
-                if (D <= AQI_ASSIGN_MAX_STACK_D) {
-                    for (int64_t d = 0; d < D; d++)
-                        qm[0][d] = -2.0f * Q[(i + r) * ldq + d];
-                    argmin1(qm[0], CT, table, D, Kp, &code[r], &value[r]);
-                } else {
-                    v16f b0 = (v16f){0} + FLT_MAX;
-                    v16i i0 = {0};
-                    const float *q = Q + (i + r) * ldq;
-                    for (int64_t kb = 0; kb < Kp; kb += AQI_ASSIGN_KBLOCK) {
-                        v16f s0 = load16(table + kb);
-                        for (int64_t d = 0; d < D; d++)
-                            s0 += (-2.0f * q[d]) * load16(CT + d * Kp + kb);
-                        keep_min(s0, lane_index + (int32_t)kb, &b0, &i0);
-                    }
-                    reduce_min(b0, i0, &code[r], &value[r]);
-                }
-            }
-        }
-        for (int64_t r = 0; r < nb; r++) {
-            codes[(i + r) * code_stride] = code[r];
-            if (best)
-                best[i + r] = value[r];
-        }
+    static argmin_fn kernel; /* chosen once; every thread computes the same value */
+    argmin_fn fn = __atomic_load_n(&kernel, __ATOMIC_RELAXED);
+    if (!fn) {
+        fn = pick_kernel();
+        __atomic_store_n(&kernel, fn, __ATOMIC_RELAXED);
     }
+    fn(Q, n, ldq, CT, table, D, Kp, codes, code_stride, best);
 }
