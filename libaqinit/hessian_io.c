@@ -16,34 +16,6 @@ static const unsigned char hessian_magic[8] = {'A', 'Q', 'H', 'E', 'S', 'S', 0x0
 #define HESSIAN_CRC_BYTES 4
 #define IO_BUFFER_DOUBLES 1024
 
-static void put_le32(unsigned char *p, uint32_t v)
-{
-    for (int k = 0; k < 4; k++)
-        p[k] = (unsigned char)(v >> (8 * k));
-}
-
-static void put_le64(unsigned char *p, uint64_t v)
-{
-    for (int k = 0; k < 8; k++)
-        p[k] = (unsigned char)(v >> (8 * k));
-}
-
-static uint32_t get_le32(const unsigned char *p)
-{
-    uint32_t v = 0;
-    for (int k = 3; k >= 0; k--)
-        v = (v << 8) | p[k];
-    return v;
-}
-
-static uint64_t get_le64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int k = 7; k >= 0; k--)
-        v = (v << 8) | p[k];
-    return v;
-}
-
 /* File size implied by the header: 32 + 8·n(n+1)/2 + 4 bytes; 0 if it does not fit. */
 static uint64_t expected_file_bytes(uint64_t n)
 {
@@ -63,10 +35,10 @@ static int write_body(FILE *f, const aq_hessian *h)
     size_t used = 0;
     int64_t n = h->n_inputs;
     memcpy(buf, hessian_magic, 8);
-    put_le32(buf + 8, HESSIAN_FILE_VERSION);
-    put_le32(buf + 12, 0);
-    put_le64(buf + 16, (uint64_t)n);
-    put_le64(buf + 24, (uint64_t)h->n_samples);
+    aqi_put_le32(buf + 8, HESSIAN_FILE_VERSION);
+    aqi_put_le32(buf + 12, 0);
+    aqi_put_le64(buf + 16, (uint64_t)n);
+    aqi_put_le64(buf + 24, (uint64_t)h->n_samples);
     crc = aqi_crc32(crc, buf, HESSIAN_HEADER_BYTES);
     if (fwrite(buf, 1, HESSIAN_HEADER_BYTES, f) != HESSIAN_HEADER_BYTES)
         return 1;
@@ -74,7 +46,7 @@ static int write_body(FILE *f, const aq_hessian *h)
         for (int64_t j = i; j < n; j++) {
             uint64_t bits;
             memcpy(&bits, &h->matrix[i * n + j], sizeof bits);
-            put_le64(buf + used, bits);
+            aqi_put_le64(buf + used, bits);
             used += 8;
             if (used == sizeof buf || (i == n - 1 && j == n - 1)) {
                 crc = aqi_crc32(crc, buf, used);
@@ -83,7 +55,7 @@ static int write_body(FILE *f, const aq_hessian *h)
                 used = 0;
             }
         }
-    put_le32(buf, crc);
+    aqi_put_le32(buf, crc);
     return fwrite(buf, 1, HESSIAN_CRC_BYTES, f) != HESSIAN_CRC_BYTES;
 }
 
@@ -150,14 +122,14 @@ static int parse_header(aq_context *ctx, const char *path, const unsigned char *
                         fn, path);
     if (got < HESSIAN_HEADER_BYTES)
         return aqi_fail(ctx, AQ_ERR_FORMAT, "%s: '%s' is truncated inside the header", fn, path);
-    version = get_le32(buf + 8);
+    version = aqi_get_le32(buf + 8);
     if (version != HESSIAN_FILE_VERSION)
         return aqi_fail(ctx, AQ_ERR_FORMAT, "%s: '%s' has format version %u; this library reads version %u",
                         fn, path, (unsigned)version, HESSIAN_FILE_VERSION);
-    if (get_le32(buf + 12) != 0)
+    if (aqi_get_le32(buf + 12) != 0)
         return aqi_fail(ctx, AQ_ERR_FORMAT, "%s: '%s' has non-zero reserved header bits", fn, path);
-    hdr->n_inputs = get_le64(buf + 16);
-    hdr->n_samples = get_le64(buf + 24);
+    hdr->n_inputs = aqi_get_le64(buf + 16);
+    hdr->n_samples = aqi_get_le64(buf + 24);
     if (hdr->n_inputs < 1 || hdr->n_inputs > (uint64_t)AQI_HESSIAN_MAX_INPUTS
         || hdr->n_samples > (uint64_t)INT64_MAX)
         return aqi_fail(ctx, AQ_ERR_FORMAT, "%s: '%s' has invalid sizes (n_inputs %llu, n_samples %llu)",
@@ -183,7 +155,7 @@ static int read_body(FILE *f, aq_hessian *h, uint32_t crc, const char *path)
             break;
         crc = aqi_crc32(crc, buf, want);
         for (size_t k = 0; k < want; k += 8) {
-            uint64_t bits = get_le64(buf + k);
+            uint64_t bits = aqi_get_le64(buf + k);
             memcpy(&h->matrix[i * n + j], &bits, sizeof bits);
             if (++j == n)
                 j = ++i;
@@ -193,9 +165,9 @@ static int read_body(FILE *f, aq_hessian *h, uint32_t crc, const char *path)
     if (left > 0 || fread(buf, 1, HESSIAN_CRC_BYTES, f) != HESSIAN_CRC_BYTES)
         return ferror(f) ? aqi_fail(h->ctx, AQ_ERR_IO, "%s: reading '%s' failed", fn, path)
                          : aqi_fail(h->ctx, AQ_ERR_FORMAT, "%s: '%s' is truncated", fn, path);
-    if (get_le32(buf) != crc)
+    if (aqi_get_le32(buf) != crc)
         return aqi_fail(h->ctx, AQ_ERR_FORMAT, "%s: '%s' is corrupted (CRC-32 %08x, stored %08x)", fn, path,
-                        (unsigned)crc, (unsigned)get_le32(buf));
+                        (unsigned)crc, (unsigned)aqi_get_le32(buf));
     return AQ_OK;
 }
 

@@ -75,6 +75,29 @@ double aqi_rng_uniform(aqi_rng *rng);             /* uniform in [0, 1) */
 int aqi_all_finite_f32(const float *x, int64_t rows, int64_t cols, int64_t ld);
 int aqi_all_finite_f64(const double *x, int64_t rows, int64_t cols, int64_t ld);
 
+/* ---- little-endian fields of the file formats (docs/formats.md) ---- */
+static inline void aqi_put_le32(unsigned char *p, uint32_t v)
+{
+    for (int k = 0; k < 4; k++)
+        p[k] = (unsigned char)(v >> (8 * k));
+}
+
+static inline void aqi_put_le64(unsigned char *p, uint64_t v)
+{
+    for (int k = 0; k < 8; k++)
+        p[k] = (unsigned char)(v >> (8 * k));
+}
+
+static inline uint32_t aqi_get_le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline uint64_t aqi_get_le64(const unsigned char *p)
+{
+    return (uint64_t)aqi_get_le32(p) | (uint64_t)aqi_get_le32(p + 4) << 32;
+}
+
 /* ---- checksum (crc32.c): CRC-32 (IEEE 802.3, reflected, as zlib) ---- */
 uint32_t aqi_crc32(uint32_t crc, const void *data, size_t n);
 

@@ -168,12 +168,15 @@ int aqi_lut_isa_available(int isa)
 
 int aqi_lut_best_isa(void)
 {
-    static int best = -1; /* benign race: every thread computes the same value */
-    if (best < 0)
-        best = aqi_lut_isa_available(AQI_ISA_AVX512) ? AQI_ISA_AVX512
-               : aqi_lut_isa_available(AQI_ISA_AVX2) ? AQI_ISA_AVX2
-                                                      : AQI_ISA_PORTABLE;
-    return best;
+    static int best = -1; /* chosen once; every thread computes the same value */
+    int isa = __atomic_load_n(&best, __ATOMIC_RELAXED);
+    if (isa < 0) {
+        isa = aqi_lut_isa_available(AQI_ISA_AVX512) ? AQI_ISA_AVX512
+              : aqi_lut_isa_available(AQI_ISA_AVX2) ? AQI_ISA_AVX2
+                                                     : AQI_ISA_PORTABLE;
+        __atomic_store_n(&best, isa, __ATOMIC_RELAXED);
+    }
+    return isa;
 }
 
 /* lut[j][m][k][t] = ⟨x_j, C_m[k][t,:]⟩: per codebook m one product (J × g)·(g × K·g_o). */

@@ -8,6 +8,8 @@
 #include "options.h"
 #include "quant.h"
 
+#define AQI_PIPELINE_MAX_DIR 4000 /* + "/layer-NNNNN.aqq.tmp" fits the 4096-byte path buffers */
+
 struct aq_pipeline {
     aq_context *ctx;
     aq_pipeline_callbacks cb;
@@ -72,6 +74,9 @@ int aq_pipeline_set_resume_dir(aq_pipeline *p, const char *dir)
     if (!p)
         return AQ_ERR_INVALID_ARG;
     if (dir) {
+        if (strlen(dir) > AQI_PIPELINE_MAX_DIR)
+            return aqi_fail(p->ctx, AQ_ERR_INVALID_ARG, "aq_pipeline_set_resume_dir: path longer than %d bytes",
+                            AQI_PIPELINE_MAX_DIR);
         if (access(dir, W_OK | X_OK) != 0)
             return aqi_fail(p->ctx, AQ_ERR_IO, "aq_pipeline_set_resume_dir: '%s' is not a writable directory", dir);
         if (!(copy = aqi_alloc(p->ctx, strlen(dir) + 1)))

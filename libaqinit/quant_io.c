@@ -11,28 +11,6 @@ static const unsigned char QUANT_MAGIC[8] = {'A', 'Q', 'Q', 'U', 'A', 'N', 'T', 
 #define QUANT_VERSION 1u
 #define QUANT_HEADER_BYTES 56u
 
-static void put32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
 static int host_is_little_endian(void)
 {
     const uint16_t one = 1;
@@ -67,14 +45,14 @@ int aq_quant_save(const aq_quant *q, const char *path)
     }
     memset(buf, 0, QUANT_HEADER_BYTES);
     memcpy(buf, QUANT_MAGIC, 8);
-    put32(buf + 8, QUANT_VERSION);
-    put64(buf + 16, (uint64_t)q->rows);
-    put64(buf + 24, (uint64_t)q->cols);
-    put32(buf + 32, (uint32_t)q->fmt.num_codebooks);
-    put32(buf + 36, (uint32_t)q->fmt.bits_per_codebook);
-    put32(buf + 40, (uint32_t)q->fmt.in_group_size);
-    put32(buf + 44, (uint32_t)q->fmt.out_group_size);
-    put32(buf + 48, (uint32_t)q->fmt.scale_mode);
+    aqi_put_le32(buf + 8, QUANT_VERSION);
+    aqi_put_le64(buf + 16, (uint64_t)q->rows);
+    aqi_put_le64(buf + 24, (uint64_t)q->cols);
+    aqi_put_le32(buf + 32, (uint32_t)q->fmt.num_codebooks);
+    aqi_put_le32(buf + 36, (uint32_t)q->fmt.bits_per_codebook);
+    aqi_put_le32(buf + 40, (uint32_t)q->fmt.in_group_size);
+    aqi_put_le32(buf + 44, (uint32_t)q->fmt.out_group_size);
+    aqi_put_le32(buf + 48, (uint32_t)q->fmt.scale_mode);
     p = buf + QUANT_HEADER_BYTES;
     memcpy(p, q->codes, q->codes_bytes);
     p += q->codes_bytes;
@@ -82,7 +60,7 @@ int aq_quant_save(const aq_quant *q, const char *path)
     p += q->codebooks_count * sizeof(float);
     memcpy(p, q->scales, q->scales_count * sizeof(float));
     p += q->scales_count * sizeof(float);
-    put32(p, aqi_crc32(0, buf, total - 4));
+    aqi_put_le32(p, aqi_crc32(0, buf, total - 4));
 
     memcpy(tmp_path, path, len);
     memcpy(tmp_path + len, ".tmp", 5);
@@ -146,19 +124,19 @@ static int parse(aq_context *ctx, const unsigned char *buf, size_t size, aq_quan
     int st;
     if (size < QUANT_HEADER_BYTES + 4 || memcmp(buf, QUANT_MAGIC, 8) != 0)
         return aqi_fail(ctx, AQ_ERR_FORMAT, "aq_quant_load: not a libaqinit quantized-matrix file");
-    if ((version = get32(buf + 8)) != QUANT_VERSION)
+    if ((version = aqi_get_le32(buf + 8)) != QUANT_VERSION)
         return aqi_fail(ctx, AQ_ERR_FORMAT, "aq_quant_load: unsupported version %u (this library reads %u)",
                         (unsigned)version, QUANT_VERSION);
-    if (aqi_crc32(0, buf, size - 4) != get32(buf + size - 4))
+    if (aqi_crc32(0, buf, size - 4) != aqi_get_le32(buf + size - 4))
         return aqi_fail(ctx, AQ_ERR_FORMAT, "aq_quant_load: checksum mismatch (corrupted or truncated file)");
-    rows = get64(buf + 16);
-    cols = get64(buf + 24);
+    rows = aqi_get_le64(buf + 16);
+    cols = aqi_get_le64(buf + 24);
     aq_format_init(&fmt);
-    fmt.num_codebooks = (int32_t)get32(buf + 32);
-    fmt.bits_per_codebook = (int32_t)get32(buf + 36);
-    fmt.in_group_size = (int32_t)get32(buf + 40);
-    fmt.out_group_size = (int32_t)get32(buf + 44);
-    fmt.scale_mode = (int32_t)get32(buf + 48);
+    fmt.num_codebooks = (int32_t)aqi_get_le32(buf + 32);
+    fmt.bits_per_codebook = (int32_t)aqi_get_le32(buf + 36);
+    fmt.in_group_size = (int32_t)aqi_get_le32(buf + 40);
+    fmt.out_group_size = (int32_t)aqi_get_le32(buf + 44);
+    fmt.scale_mode = (int32_t)aqi_get_le32(buf + 48);
     if (rows > INT64_MAX || cols > INT64_MAX
         || aq_format_check(NULL, &fmt, (int64_t)rows, (int64_t)cols) != AQ_OK)
         return aqi_fail(ctx, AQ_ERR_FORMAT, "aq_quant_load: invalid shape or format in the header");

@@ -8,8 +8,10 @@
 #include <string.h>
 
 #define LLM_LINEARS_PER_BLOCK 7
-static const char *const linear_names[LLM_LINEARS_PER_BLOCK] = {"wq", "wk", "wv", "wo", "w1", "w2", "w3"};
-enum { L_WQ, L_WK, L_WV, L_WO, L_W1, L_W2, L_W3 };
+/* Index order = the order the forward uses the layers, so a host that quantizes layers by index
+ * is true-sequential: w2 reads silu(w1 x)·(w3 x) and comes after both. */
+static const char *const linear_names[LLM_LINEARS_PER_BLOCK] = {"wq", "wk", "wv", "wo", "w1", "w3", "w2"};
+enum { L_WQ, L_WK, L_WV, L_WO, L_W1, L_W3, L_W2 };
 
 typedef struct llm_block {
     float *rms_att, *rms_ffn;
@@ -94,7 +96,9 @@ static void map_weights(llm_model *m)
     for (size_t l = 0; l < L; l++)
         m->blocks[l].rms_ffn = p + l * d;
     p += L * d;
-    for (int kind = L_W1; kind <= L_W3; kind++) { /* w1 w2 w3 */
+    static const int ffn_file_order[3] = {L_W1, L_W2, L_W3};
+    for (int f = 0; f < 3; f++) { /* the file stores w1, w2, w3 */
+        const int kind = ffn_file_order[f];
         const size_t size = linear_rows(m, kind) * linear_cols(m, kind);
         for (size_t l = 0; l < L; l++)
             m->blocks[l].linear[kind] = p + l * size;
@@ -262,15 +266,17 @@ static int linear(llm_model *m, int block, int kind, const float *X, float *Y, i
     return 0;
 }
 
-/* Rotary embedding on consecutive pairs (x_{2i}, x_{2i+1}) of every head, at position t:
- * a rotation by the angle whose cosine and sine are freq_re/freq_im[t][i mod head_size/2]. */
-static void rope(const llm_model *m, float *x, int n, int width)
+/* Rotary embedding on consecutive pairs (x_{2i}, x_{2i+1}) of every head; row t of x is at
+ * position pos0 + t: a rotation by the angle whose cosine and sine are
+ * freq_re/freq_im[pos0 + t][i mod head_size/2]. */
+static void rope(const llm_model *m, float *x, int n, int width, int pos0)
 {
     const int half = m->head_size / 2;
     for (int t = 0; t < n; t++)
         for (int i = 0; i < width; i += 2) {
             const int f = (i % m->head_size) / 2;
-            const float c = m->freq_re[(size_t)t * half + f], s = m->freq_im[(size_t)t * half + f];
+            const size_t at = (size_t)(pos0 + t) * half + f;
+            const float c = m->freq_re[at], s = m->freq_im[at];
             float *p = x + (size_t)t * width + i;
             const float a = p[0], b = p[1];
             p[0] = a * c - b * s;
@@ -317,8 +323,8 @@ static int block_forward(llm_model *m, int l, int n, llm_linear_hook hook, void 
     if ((st = linear(m, l, L_WQ, m->xb, m->q, n, hook, ud)) || (st = linear(m, l, L_WK, m->xb, m->k, n, hook, ud))
         || (st = linear(m, l, L_WV, m->xb, m->v, n, hook, ud)))
         return st;
-    rope(m, m->q, n, d);
-    rope(m, m->k, n, m->kv_dim);
+    rope(m, m->q, n, d, 0);
+    rope(m, m->k, n, m->kv_dim, 0);
     attention(m, n);
     if ((st = linear(m, l, L_WO, m->xb2, m->xb, n, hook, ud)))
         return st;
@@ -435,12 +441,8 @@ int llm_decode(llm_model *m, int token, int pos, float *logits, llm_linear_fn li
             || (st = apply_linear(m, base + L_WK, xb, kc, linear_fn, userdata))
             || (st = apply_linear(m, base + L_WV, xb, vc, linear_fn, userdata)))
             return st;
-        /* rope() rotates row t of a matrix by position t: shift the tables to this position */
-        llm_model at = *m;
-        at.freq_re = m->freq_re + (size_t)pos * (hs / 2);
-        at.freq_im = m->freq_im + (size_t)pos * (hs / 2);
-        rope(&at, q, 1, d);
-        rope(&at, kc, 1, kvd);
+        rope(m, q, 1, d, pos);
+        rope(m, kc, 1, kvd, pos);
         for (int h = 0; h < m->cfg.n_heads; h++) { /* softmax(q·k / sqrt(hs)) over positions 0..pos */
             const float *qh = q + h * hs;
             const int kv = (h / group) * hs;

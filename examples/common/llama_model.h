@@ -17,7 +17,7 @@ typedef struct llm_config {
 typedef struct llm_model llm_model;
 
 /* Called before each linear layer with its input X (rows × cols, leading dimension cols), in
- * the order the forward uses them: per block wq wk wv wo w1 w3 w2 (w3 before w2).
+ * index order (the order the forward uses them).
  * Return 0 to continue; any other value stops the forward, which returns it. */
 typedef int (*llm_linear_hook)(int linear_index, const float *X, int rows, int cols, void *userdata);
 
@@ -25,8 +25,9 @@ int llm_load(llm_model **out, const char *path, char *err, size_t errlen);
 void llm_free(llm_model *m);
 const llm_config *llm_get_config(const llm_model *m);
 
-/* Linear layers in a fixed order: for each block l, layers.l.{wq, wk, wv, wo, w1, w2, w3}, so
- * index = 7 l + kind. The name stays valid as long as the model; an index out of range gives
+/* Linear layers in the order the forward uses them: for each block l,
+ * layers.l.{wq, wk, wv, wo, w1, w3, w2}, index = 7 l + position in that list (w2 last: it reads
+ * the product of w1's and w3's outputs, so quantizing by index is true-sequential). The name stays valid as long as the model; an index out of range gives
  * name NULL, rows = cols = 0 and a NULL weight. */
 int llm_num_linears(const llm_model *m);
 void llm_linear_info(const llm_model *m, int index, const char **name, int *rows, int *cols);

@@ -4,24 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calibrate.h"
 #include "llama_model.h"
 #include "tokens.h"
-
-typedef struct capture {
-    int target;
-    aq_hessian *H;
-    int status;
-} capture;
-
-/* Called before every linear layer: add the target's inputs, then stop the forward. */
-static int capture_inputs(int linear_index, const float *X, int rows, int cols, void *userdata)
-{
-    capture *c = userdata;
-    if (linear_index != c->target)
-        return 0;
-    c->status = aq_hessian_add(c->H, X, rows, cols);
-    return 1;
-}
 
 int real_layer_load(real_layer *out, aq_context *ctx, const char *model_path, const char *calib_path,
                     const char *name, int max_windows, char *err, size_t errlen)
@@ -35,26 +20,21 @@ int real_layer_load(real_layer *out, aq_context *ctx, const char *model_path, co
         return -1;
     if (tok_load(&tok, &n_tok, calib_path, err, errlen) != 0)
         goto done;
-    capture cap = {llm_find_linear(m, name), NULL, AQ_OK};
-    if (cap.target < 0) {
+    const int target = llm_find_linear(m, name);
+    if (target < 0) {
         snprintf(err, errlen, "no linear layer named '%s' (try layers.0.wq, layers.0.w2, ...)", name);
         goto done;
     }
     const char *unused;
-    llm_linear_info(m, cap.target, &unused, &rows, &cols);
-    const int seq = llm_get_config(m)->seq_len;
+    llm_linear_info(m, target, &unused, &rows, &cols);
     int st = aq_hessian_create(&out->H, ctx, cols);
     if (st != AQ_OK) {
         snprintf(err, errlen, "%s", aq_context_last_error(ctx));
         goto done;
     }
-    cap.H = out->H;
-    for (int w = 0; w < max_windows && (size_t)(w + 1) * (size_t)seq <= n_tok; w++) {
-        llm_forward(m, tok + (size_t)w * (size_t)seq, seq, NULL, capture_inputs, &cap);
-        if (cap.status != AQ_OK) {
-            snprintf(err, errlen, "Hessian: %s", aq_context_last_error(ctx));
-            goto done;
-        }
+    if (llm_calibrate(m, tok, n_tok, max_windows, target, out->H) != AQ_OK) {
+        snprintf(err, errlen, "Hessian: %s", aq_context_last_error(ctx));
+        goto done;
     }
     out->rows = rows;
     out->cols = cols;
@@ -63,7 +43,7 @@ int real_layer_load(real_layer *out, aq_context *ctx, const char *model_path, co
         snprintf(err, errlen, "out of memory");
         goto done;
     }
-    memcpy(out->W, llm_linear_weight(m, cap.target), sizeof(float) * (size_t)rows * (size_t)cols);
+    memcpy(out->W, llm_linear_weight(m, target), sizeof(float) * (size_t)rows * (size_t)cols);
     ret = 0;
 done:
     if (ret != 0)

@@ -24,6 +24,7 @@
 
 #include <aqinit.h>
 
+#include "calibrate.h"
 #include "llama_model.h"
 #include "tokenizer.h"
 #include "tokens.h"
@@ -59,20 +60,11 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Pipeline layer k → the model's linear index, in execution order within a block
- * (wq wk wv wo w1 w3 w2): w2 reads silu(w1 x)·(w3 x), so it is quantized after both, as AQLM's
- * true-sequential order does. */
-static int linear_of(int k)
-{
-    static const int order[7] = {0, 1, 2, 3, 4, 6, 5};
-    return k / 7 * 7 + order[k % 7];
-}
-
-/* Linears that read the same activation: wq/wk/wv (0,1,2) and w1/w3 (4,6) of a block. */
+/* Linears that read the same activation: wq/wk/wv (0,1,2) and w1/w3 (4,5) of a block. */
 static int input_group(int linear)
 {
     const int block = linear / 7, kind = linear % 7;
-    static const int first_of_kind[7] = {0, 0, 0, 3, 4, 5, 4};
+    static const int first_of_kind[7] = {0, 0, 0, 3, 4, 4, 6};
     return block * 7 + first_of_kind[kind];
 }
 
@@ -85,7 +77,7 @@ static int cb_num_layers(int32_t *n, void *ud)
 static int cb_layer_info(int32_t k, const char **name, int64_t *rows, int64_t *cols, void *ud)
 {
     int r, c;
-    llm_linear_info(((host *)ud)->model, linear_of(k), name, &r, &c);
+    llm_linear_info(((host *)ud)->model, k, name, &r, &c);
     *rows = r;
     *cols = c;
     return 0;
@@ -95,46 +87,23 @@ static int cb_get_weight(int32_t k, float *W, void *ud)
 {
     host *h = ud;
     int r, c;
-    llm_linear_info(h->model, linear_of(k), NULL, &r, &c);
-    memcpy(W, llm_linear_weight(h->model, linear_of(k)), sizeof(float) * (size_t)r * (size_t)c);
+    llm_linear_info(h->model, k, NULL, &r, &c);
+    memcpy(W, llm_linear_weight(h->model, k), sizeof(float) * (size_t)r * (size_t)c);
     return 0;
-}
-
-typedef struct capture {
-    int target;
-    aq_hessian *H;
-    int status;
-} capture;
-
-/* Forward hook: add the target's input rows and stop the forward there. */
-static int capture_input(int linear, const float *X, int rows, int cols, void *ud)
-{
-    capture *c = ud;
-    if (linear != c->target)
-        return 0;
-    c->status = aq_hessian_add(c->H, X, rows, cols);
-    return 1;
 }
 
 static int cb_calibrate(int32_t k, aq_hessian *H, void *ud)
 {
     host *h = ud;
-    const int group = input_group(linear_of(k)), seq = llm_get_config(h->model)->seq_len;
+    const int group = input_group(k);
     if (h->shared_for != group) {
-        capture cap = {group, NULL, AQ_OK};
-        int64_t n_in = 0;
         aq_hessian_free(h->shared);
         h->shared = NULL;
         h->shared_for = -1;
-        n_in = aq_hessian_num_inputs(H);
-        if (aq_hessian_create(&h->shared, h->ctx, n_in) != AQ_OK)
+        if (aq_hessian_create(&h->shared, h->ctx, aq_hessian_num_inputs(H)) != AQ_OK)
             return 1;
-        cap.H = h->shared;
-        for (int w = 0; w < h->calib_windows && (size_t)(w + 1) * (size_t)seq <= h->n_calib; w++) {
-            llm_forward(h->model, h->calib + (size_t)w * (size_t)seq, seq, NULL, capture_input, &cap);
-            if (cap.status != AQ_OK)
-                return 2;
-        }
+        if (llm_calibrate(h->model, h->calib, h->n_calib, h->calib_windows, group, h->shared) != AQ_OK)
+            return 2;
         h->shared_for = group;
     }
     return aq_hessian_merge(H, h->shared) == AQ_OK ? 0 : 3;
@@ -145,14 +114,13 @@ static int cb_put_result(int32_t k, const aq_quant *q, const aq_layer_report *r,
 {
     host *h = ud;
     const char *name;
-    const int linear = linear_of(k);
     int rows, cols;
-    llm_linear_info(h->model, linear, &name, &rows, &cols);
-    if (aq_quant_dequantize(q, llm_linear_weight(h->model, linear), cols) != AQ_OK)
+    llm_linear_info(h->model, k, &name, &rows, &cols);
+    if (aq_quant_dequantize(q, llm_linear_weight(h->model, k), cols) != AQ_OK)
         return 4;
-    aq_quant_free(h->quants[linear]);
-    h->quants[linear] = NULL;
-    if (aq_quant_clone(&h->quants[linear], q) != AQ_OK)
+    aq_quant_free(h->quants[k]);
+    h->quants[k] = NULL;
+    if (aq_quant_clone(&h->quants[k], q) != AQ_OK)
         return 5;
     if (!r->resumed)
         h->error_sum += r->final_error;
@@ -218,9 +186,9 @@ static void write_manifest(const args *a, llm_model *m, double bpp)
         return;
     fprintf(f, "aqinit-quantized-llama 1\nbase %s\nformat %s\nmethod %s\nbeam %d\nbits_per_parameter %.4f\nlayers %d\n",
             a->model, a->format, a->method == AQ_INIT_OA_EM ? "oaem" : "greedy", a->beam, bpp, llm_num_linears(m));
-    for (int k = 0; k < llm_num_linears(m); k++) { /* pipeline order; the name says which linear */
+    for (int k = 0; k < llm_num_linears(m); k++) {
         const char *name;
-        llm_linear_info(m, linear_of(k), &name, NULL, NULL);
+        llm_linear_info(m, k, &name, NULL, NULL);
         fprintf(f, "layer %d %s layer-%05d.aqq\n", k, name, k);
     }
     fclose(f);

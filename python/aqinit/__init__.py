@@ -576,35 +576,32 @@ class Quant(_Handle):
             raise ValueError(f"codes must have shape {shape}")
         _check(lib.aq_quant_copy_codes_in(self.ptr, a.ctypes.data, a.nbytes), self.ctx)
 
+    def _float_out(self, copy_out, shape):
+        out = np.empty(shape, dtype=np.float32)
+        _check(copy_out(self.ptr, out.ctypes.data, out.size), self.ctx)
+        return out
+
+    def _float_in(self, copy_in, value, shape, name):
+        a = np.ascontiguousarray(value, dtype=np.float32)
+        if a.shape != shape:
+            raise ValueError(f"{name} must have shape {shape}")
+        _check(copy_in(self.ptr, a.ctypes.data, a.size), self.ctx)
+
     @property
     def codebooks(self):
-        _, _, shape, _ = self._shapes()
-        out = np.empty(shape, dtype=np.float32)
-        _check(lib.aq_quant_copy_codebooks_out(self.ptr, out.ctypes.data, out.size), self.ctx)
-        return out
+        return self._float_out(lib.aq_quant_copy_codebooks_out, self._shapes()[2])
 
     @codebooks.setter
     def codebooks(self, value):
-        _, _, shape, _ = self._shapes()
-        a = np.ascontiguousarray(value, dtype=np.float32)
-        if a.shape != shape:
-            raise ValueError(f"codebooks must have shape {shape}")
-        _check(lib.aq_quant_copy_codebooks_in(self.ptr, a.ctypes.data, a.size), self.ctx)
+        self._float_in(lib.aq_quant_copy_codebooks_in, value, self._shapes()[2], "codebooks")
 
     @property
     def scales(self):
-        _, _, _, shape = self._shapes()
-        out = np.empty(shape, dtype=np.float32)
-        _check(lib.aq_quant_copy_scales_out(self.ptr, out.ctypes.data, out.size), self.ctx)
-        return out
+        return self._float_out(lib.aq_quant_copy_scales_out, self._shapes()[3])
 
     @scales.setter
     def scales(self, value):
-        _, _, _, shape = self._shapes()
-        a = np.ascontiguousarray(value, dtype=np.float32)
-        if a.shape != shape:
-            raise ValueError(f"scales must have shape {shape}")
-        _check(lib.aq_quant_copy_scales_in(self.ptr, a.ctypes.data, a.size), self.ctx)
+        self._float_in(lib.aq_quant_copy_scales_in, value, self._shapes()[3], "scales")
 
     def dequantize(self):
         rows, cols = self.shape

@@ -12,7 +12,7 @@ import numpy as np
 
 import aqinit
 
-KINDS = ("wq", "wk", "wv", "wo", "w1", "w2", "w3")
+KINDS = ("wq", "wk", "wv", "wo", "w1", "w3", "w2")  # forward order: w2 after w1 and w3 (true-sequential)
 
 
 class LlamaNumpy:
