@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Whole-model perplexity table: fp32 vs GREEDY vs OA-EM at several formats and beam widths.
 
-    bench/model_ppl.py [--build build] [--data ../shared/bench] [--windows 40] [--threads 2]
-                       [--formats 1x8g4,2x8g8,3x8g8] [--beams 1,8] [--out docs/results.md]
+    bench/model_ppl.py [--build build] [--data ../shared/bench] [--windows 200] [--threads 2]
+                       [--formats 1x8g4,2x8g8,3x8g8] [--beams 1,8] [--calib-windows 128]
+                       [--em-damping 1.0] [--out docs/results.md] [--cache runs.jsonl]
 
 Runs build/examples/llama-quantize for every (format, method, beam) on the benchmark model
-(calibration: 32 windows of calib.tok.bin; perplexity: the protocol of ../shared/bench/README.md
-on the first --windows windows of wikitext2_test.tok.bin, 0 = all) and writes a Markdown table.
+(calibration: --calib-windows windows of calib.tok.bin; OA-EM with AQ_OPT_EM_DAMPING =
+--em-damping; perplexity: the protocol of ../shared/bench/README.md on the first --windows
+windows of wikitext2_test.tok.bin, 0 = all) and writes the Markdown table into --out between
+the markers <!-- model_ppl:begin --> and <!-- model_ppl:end --> (the rest of the file is kept).
 Standard library only."""
 import argparse
 import json
@@ -16,48 +19,69 @@ import sys
 import time
 
 
-def run(binary, data, fmt, method, beam, windows, threads):
+BEGIN, END = "<!-- model_ppl:begin -->", "<!-- model_ppl:end -->"
+
+
+def run(binary, data, fmt, method, beam, args):
+    key = {"format": fmt, "method": method, "beam": beam, "calib_windows": args.calib_windows,
+           "ppl_windows": args.windows}
+    if method == "oaem":
+        key["em_damping"] = args.em_damping
+    for row in load_cache(args.cache):
+        if all(row.get(k) == v for k, v in key.items()):
+            return row
     cmd = [binary, os.path.join(data, "model.bin"), os.path.join(data, "calib.tok.bin"),
            os.path.join(data, "wikitext2_test.tok.bin"), "--format", fmt, "--method", method, "--beam", str(beam),
-           "--threads", str(threads), "--ppl-windows", str(windows), "--json"]
+           "--threads", str(args.threads), "--ppl-windows", str(args.windows), "--calib-windows",
+           str(args.calib_windows), "--json"]
+    if method == "oaem":
+        cmd += ["--em-damping", str(args.em_damping)]
     print(" ".join(cmd), file=sys.stderr, flush=True)
     out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    row = json.loads(out.strip().splitlines()[-1])
+    if args.cache:
+        with open(args.cache, "a") as f:
+            f.write(json.dumps(row) + "\n")
+    return row
+
+
+def load_cache(path):
+    """Rows of earlier runs (one JSON object per line), so an interrupted table resumes."""
+    if not path or not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", default="build")
     ap.add_argument("--data", default=os.path.join("..", "shared", "bench"))
-    ap.add_argument("--windows", type=int, default=40)
+    ap.add_argument("--windows", type=int, default=200)
+    ap.add_argument("--calib-windows", type=int, default=128)
+    ap.add_argument("--em-damping", type=float, default=1.0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--formats", default="1x8g4,2x8g8,3x8g8")
     ap.add_argument("--beams", default="1,8")
     ap.add_argument("--out", default=os.path.join("docs", "results.md"))
+    ap.add_argument("--cache", default="", help="JSON-lines file of finished runs, reused and appended")
     args = ap.parse_args()
     binary = os.path.join(args.build, "examples", "llama-quantize")
     rows, started = [], time.time()
     for fmt in args.formats.split(","):
         for beam in [int(b) for b in args.beams.split(",")]:
             for method in ("greedy", "oaem"):
-                rows.append(run(binary, args.data, fmt, method, beam, args.windows, args.threads))
+                rows.append(run(binary, args.data, fmt, method, beam, args))
                 r = rows[-1]
                 print(f"  -> {fmt} {method} beam {beam}: ppl {r['ppl_quantized']:.3f} ({r['seconds']:.0f} s)",
                       file=sys.stderr, flush=True)
     fp32 = rows[0]["ppl_fp32"]
     scope = "all windows" if args.windows == 0 else f"first {args.windows} windows"
     lines = [
-        "# Results: whole-model quantization of the benchmark model",
-        "",
-        f"`bench/model_ppl.py` (libaqinit {rows[0]['version']}); regenerate with `bench/model_ppl.py`.",
-        "",
-        "Model: `../shared/bench/model.bin` (Llama architecture, dim 288, 6 layers, 7.1 M parameters);",
-        "all 42 linear layers quantized true-sequentially through `aq_pipeline` by",
-        "`examples/llama/llama-quantize` (calibration: 32 windows × 256 tokens of `calib.tok.bin`;",
-        "per layer `aq_init` then `aq_optimize`: up to 10 epochs of codebook/scale updates and beam",
-        "search, stopping below 1 % improvement). Perplexity on WikiText-2 test, protocol of",
-        f"`../shared/bench/README.md`, {scope}. Bits per parameter count codes, fp16 codebooks and",
-        "fp16 scales of the linear layers (AQLM's formula); embeddings and norms stay fp32.",
+        BEGIN,
+        f"Generated by `bench/model_ppl.py` (libaqinit {rows[0]['version']}): calibration {args.calib_windows} "
+        f"windows × 256 tokens of `calib.tok.bin`, OA-EM damping λ = {args.em_damping:g}, perplexity on the {scope} "
+        "of WikiText-2 test.",
         "",
         f"fp32 perplexity: **{fp32:.3f}**",
         "",
@@ -67,10 +91,16 @@ def main():
     for r in rows:
         lines.append(f"| {r['format']} | {r['bpp']:.3f} | {'OA-EM' if r['method'] == 'oaem' else 'GREEDY'} | {r['beam']} "
                      f"| {r['ppl_quantized']:.3f} | {r['mean_layer_rel_error']:.5f} | {r['seconds']:.0f} |")
-    lines += ["", f"Machine: 2 cores; the whole table took {(time.time() - started) / 60:.0f} min.", ""]
+    lines += ["", f"Machine: 2 cores; the whole table took {(time.time() - started) / 60:.0f} min.", END]
+    table = "\n".join(lines)
+    text = open(args.out).read() if os.path.exists(args.out) else f"# Results\n\n{BEGIN}\n{END}\n"
+    if BEGIN in text and END in text:
+        text = text[:text.index(BEGIN)] + table + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + table + "\n"
     with open(args.out, "w") as f:
-        f.write("\n".join(lines))
-    print("\n".join(lines))
+        f.write(text)
+    print(table)
 
 
 if __name__ == "__main__":

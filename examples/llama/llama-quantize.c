@@ -2,7 +2,7 @@
  * true-sequentially, and measure perplexity before and after.
  *
  *   llama-quantize MODEL CALIB TEST [--format 2x8g8] [--method greedy|oaem] [--beam 1]
- *                  [--epochs 10] [--threads 0] [--seed 1] [--calib-windows 32]
+ *                  [--epochs 10] [--threads 0] [--seed 1] [--calib-windows 128] [--em-damping D]
  *                  [--ppl-windows 40] [--out DIR] [--json] [--max-ppl-ratio R]
  *                  [--generate N [--tokenizer tokenizer.bin] [--temperature 0.8]]
  *
@@ -33,6 +33,7 @@ typedef struct args {
     const char *model, *calib, *test, *format, *out;
     int method, beam, epochs, threads, calib_windows, ppl_windows, json;
     double max_ppl_ratio; /* > 0: exit 1 if quantized / fp32 perplexity exceeds it (tests) */
+    double em_damping;    /* AQ_OPT_EM_DAMPING, or < 0 for the library's default */
     int generate;
     double temperature;
     const char *tokenizer;
@@ -134,7 +135,8 @@ static int cb_put_result(int32_t k, const aq_quant *q, const aq_layer_report *r,
 static void usage(void)
 {
     fprintf(stderr, "usage: llama-quantize MODEL CALIB TEST [--format 2x8g8] [--method greedy|oaem] [--beam 1]\n"
-                    "       [--epochs 10] [--threads 0] [--seed 1] [--calib-windows 32] [--ppl-windows 40]\n"
+                    "       [--epochs 10] [--threads 0] [--seed 1] [--calib-windows 128] [--em-damping D]\n"
+                    "       [--ppl-windows 40]\n"
                     "       [--out DIR] [--json] [--max-ppl-ratio R]\n"
                     "       [--generate N [--tokenizer tokenizer.bin] [--temperature 0.8]]\n");
 }
@@ -146,7 +148,7 @@ static int parse(args *a, int argc, char **argv)
     memset(a, 0, sizeof *a);
     a->model = argv[1], a->calib = argv[2], a->test = argv[3];
     a->format = "2x8g8", a->method = AQ_INIT_OA_EM, a->beam = 1, a->epochs = 10;
-    a->calib_windows = 32, a->ppl_windows = 40, a->seed = 1, a->temperature = 0.8;
+    a->calib_windows = 128, a->ppl_windows = 40, a->em_damping = -1, a->seed = 1, a->temperature = 0.8;
     for (int i = 4; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(o, "--json")) {
@@ -165,6 +167,7 @@ static int parse(args *a, int argc, char **argv)
         else if (!strcmp(o, "--threads")) a->threads = atoi(v);
         else if (!strcmp(o, "--seed")) a->seed = strtoull(v, NULL, 10);
         else if (!strcmp(o, "--calib-windows")) a->calib_windows = atoi(v);
+        else if (!strcmp(o, "--em-damping")) a->em_damping = atof(v);
         else if (!strcmp(o, "--ppl-windows")) a->ppl_windows = atoi(v);
         else if (!strcmp(o, "--out")) a->out = v;
         else if (!strcmp(o, "--max-ppl-ratio")) a->max_ppl_ratio = atof(v);
@@ -309,8 +312,11 @@ int main(int argc, char **argv)
         || (st = aq_context_set_seed(ctx, a.seed)) != AQ_OK || (st = aq_options_create(&opts, ctx)) != AQ_OK
         || (st = aq_options_set_int(opts, AQ_OPT_INIT_METHOD, a.method)) != AQ_OK
         || (st = aq_options_set_int(opts, AQ_OPT_BEAM_WIDTH, a.beam)) != AQ_OK
-        || (st = aq_options_set_int(opts, AQ_OPT_MAX_EPOCHS, a.epochs)) != AQ_OK)
+        || (st = aq_options_set_int(opts, AQ_OPT_MAX_EPOCHS, a.epochs)) != AQ_OK
+        || (a.em_damping >= 0 && (st = aq_options_set_double(opts, AQ_OPT_EM_DAMPING, a.em_damping)) != AQ_OK))
         goto fail;
+    double em_damping;
+    aq_options_get_double(&em_damping, opts, AQ_OPT_EM_DAMPING);
     h.calib = calib, h.n_calib = n_calib, h.calib_windows = a.calib_windows, h.ctx = ctx, h.shared_for = -1;
     if (!(h.quants = calloc((size_t)llm_num_linears(h.model), sizeof *h.quants))) {
         st = AQ_ERR_NOMEM;
@@ -336,10 +342,10 @@ int main(int argc, char **argv)
     const double mean_err = h.error_sum / llm_num_linears(h.model);
     if (a.json)
         printf("{\"version\": \"%s\", \"model\": \"%s\", \"format\": \"%s\", \"bpp\": %.4f, \"method\": \"%s\", "
-               "\"beam\": %d, \"ppl_windows\": %d, \"ppl_fp32\": %.4f, \"ppl_quantized\": %.4f, "
+               "\"beam\": %d, \"em_damping\": %g, \"calib_windows\": %d, \"ppl_windows\": %d, \"ppl_fp32\": %.4f, \"ppl_quantized\": %.4f, "
                "\"mean_layer_rel_error\": %.6g, \"seconds\": %.1f}\n",
                aq_version_string(), a.model, a.format, bpp, a.method == AQ_INIT_OA_EM ? "oaem" : "greedy", a.beam,
-               a.ppl_windows, exp(nll_fp32), exp(nll_q), mean_err, quant_seconds);
+               em_damping, a.calib_windows, a.ppl_windows, exp(nll_fp32), exp(nll_q), mean_err, quant_seconds);
     else
         printf("%s %s beam %d: %.3f bits/param, perplexity fp32 %.3f -> quantized %.3f, mean layer error %.5f, "
                "%.1f s\n", a.format, a.method == AQ_INIT_OA_EM ? "oaem" : "greedy", a.beam, bpp, exp(nll_fp32),
