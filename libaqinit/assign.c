@@ -33,6 +33,13 @@ void aqi_assign_pad_table(float *table, int64_t K, int64_t Kp)
 
 typedef void (*argmin_fn)(const float *, int64_t, int64_t, const float *, const float *, int64_t, int64_t,
                           int32_t *, int64_t, float *);
+typedef void (*top2_fn)(const float *, const int64_t *, int64_t, int64_t, const float *, const float *, int64_t,
+                        int64_t, int32_t *, float *, float *);
+
+typedef struct kernels {
+    argmin_fn argmin;
+    top2_fn top2;
+} kernels;
 
 #define AQI_VL 4
 #define AQI_NAME(x) AQI_CAT(x, _generic)
@@ -43,43 +50,73 @@ typedef void (*argmin_fn)(const float *, int64_t, int64_t, const float *, const 
 #undef AQI_TARGET
 
 #if defined(__GNUC__) && defined(__x86_64__)
+#  include <immintrin.h>
 #  define AQI_ASSIGN_X86 1
 #  define AQI_VL 8
 #  define AQI_NAME(x) AQI_CAT(x, _avx2)
 #  define AQI_TARGET __attribute__((target("avx2,fma")))
+#  define AQI_VMIN(a, b) _mm256_min_ps((__m256)(a), (__m256)(b))
+#  define AQI_VMAX(a, b) _mm256_max_ps((__m256)(a), (__m256)(b))
 #  include "assign_body.h"
+#  undef AQI_VMIN
+#  undef AQI_VMAX
 #  undef AQI_VL
 #  undef AQI_NAME
 #  undef AQI_TARGET
 #  define AQI_VL 16
 #  define AQI_NAME(x) AQI_CAT(x, _avx512)
 #  define AQI_TARGET __attribute__((target("avx512f")))
+#  define AQI_VMIN(a, b) _mm512_min_ps((__m512)(a), (__m512)(b))
+#  define AQI_VMAX(a, b) _mm512_max_ps((__m512)(a), (__m512)(b))
 #  include "assign_body.h"
+#  undef AQI_VMIN
+#  undef AQI_VMAX
 #  undef AQI_VL
 #  undef AQI_NAME
 #  undef AQI_TARGET
 #endif
 
-static argmin_fn pick_kernel(void)
+/* 0: generic, 1: AVX2 + FMA, 2: AVX-512; chosen once, every thread computes the same value. */
+static int pick_isa(void)
+{
+    static int isa = -1;
+    int v = __atomic_load_n(&isa, __ATOMIC_RELAXED);
+    if (v < 0) {
+        v = 0;
+#ifdef AQI_ASSIGN_X86
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx512f"))
+            v = 2;
+        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+            v = 1;
+#endif
+        __atomic_store_n(&isa, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
+static kernels pick_kernels(void)
 {
 #ifdef AQI_ASSIGN_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f"))
-        return argmin_avx512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return argmin_avx2;
+    switch (pick_isa()) {
+    case 2: return (kernels){argmin_avx512, top2_avx512};
+    case 1: return (kernels){argmin_avx2, top2_avx2};
+    default: break;
+    }
+#else
+    (void)pick_isa();
 #endif
-    return argmin_generic;
+    return (kernels){argmin_generic, top2_generic};
 }
 
 void aqi_assign_argmin(const float *Q, int64_t n, int64_t ldq, const float *CT, const float *table,
                        int64_t D, int64_t Kp, int32_t *codes, int64_t code_stride, float *best)
 {
-    static argmin_fn kernel; /* chosen once; every thread computes the same value */
-    argmin_fn fn = __atomic_load_n(&kernel, __ATOMIC_RELAXED);
-    if (!fn) {
-        fn = pick_kernel();
-        __atomic_store_n(&kernel, fn, __ATOMIC_RELAXED);
-    }
-    fn(Q, n, ldq, CT, table, D, Kp, codes, code_stride, best);
+    pick_kernels().argmin(Q, n, ldq, CT, table, D, Kp, codes, code_stride, best);
+}
+
+void aqi_assign_top2(const float *Q, const int64_t *index, int64_t n, int64_t ldq, const float *CT,
+                     const float *table, int64_t D, int64_t Kp, int32_t *codes, float *best, float *second)
+{
+    pick_kernels().top2(Q, index, n, ldq, CT, table, D, Kp, codes, best, second);
 }

@@ -32,4 +32,10 @@ void aqi_assign_pad_table(float *table, int64_t K, int64_t Kp);
 void aqi_assign_argmin(const float *Q, int64_t n, int64_t ldq, const float *CT, const float *table,
                        int64_t D, int64_t Kp, int32_t *codes, int64_t code_stride, float *best);
 
+/* For the points q = Q[index[s]·ldq ..], s < n: codes[s] = the argmin as above, best[s] its
+ * score and second[s] the smallest score of any other centroid (FLT_MAX if Kp = 1). Used by
+ * the bounded E-step (em_bounds.c), which needs the runner-up distance. */
+void aqi_assign_top2(const float *Q, const int64_t *index, int64_t n, int64_t ldq, const float *CT,
+                     const float *table, int64_t D, int64_t Kp, int32_t *codes, float *best, float *second);
+
 #endif

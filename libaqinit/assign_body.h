@@ -15,38 +15,77 @@ INLINE VF AQI_NAME(load)(const float *p)
     return v;
 }
 
+/* Lane-wise min / max (finite scores: ties give equal values either way). The includer may
+ * define AQI_VMIN / AQI_VMAX as single instructions. */
+#ifdef AQI_VMIN
+#  define VMIN(a, b) ((VF)AQI_VMIN(a, b))
+#  define VMAX(a, b) ((VF)AQI_VMAX(a, b))
+#else
+#  define VMIN(a, b) ((VF)(((VI)(a) & (VI)((a) < (b))) | ((VI)(b) & ~(VI)((a) < (b)))))
+#  define VMAX(a, b) ((VF)(((VI)(a) & (VI)((a) > (b))) | ((VI)(b) & ~(VI)((a) > (b)))))
+#endif
+
 /* Lane-wise: where s < best, take s and its centroid index. */
 INLINE void AQI_NAME(keep_min)(VF s, VI idx, VF *best, VI *best_idx)
 {
     VI lt = s < *best;
-    *best = (VF)(((VI)s & lt) | ((VI)*best & ~lt));
+    *best = VMIN(s, *best);
     *best_idx = (idx & lt) | (*best_idx & ~lt);
 }
 
-/* Horizontal argmin over the lanes; among equal values the lowest centroid index. */
-INLINE void AQI_NAME(reduce)(VF best, VI best_idx, int32_t *code, float *value)
+/* Lane-wise: the second-smallest score seen, given s and the lane's best before keep_min: if
+ * s < best the old best becomes a candidate, otherwise s is, i.e. max(s, best). */
+INLINE void AQI_NAME(keep_second)(VF s, VF best_before, VF *second)
+{
+    *second = VMIN(*second, VMAX(s, best_before));
+}
+
+/* Horizontal argmin over the lanes; among equal values the lowest centroid index. With
+ * @p second_lanes, *second_value is the smallest score of any centroid but the winner: the other
+ * lanes' best and the winning lane's second. */
+INLINE void AQI_NAME(reduce)(VF best, VI best_idx, const VF *second_lanes, int32_t *code, float *value,
+                             float *second_value)
 {
     float v = best[0];
     int32_t k = best_idx[0];
+    int w = 0;
     for (int l = 1; l < AQI_VL; l++)
         if (best[l] < v || (best[l] == v && best_idx[l] < k)) {
             v = best[l];
             k = best_idx[l];
+            w = l;
         }
     *code = k;
     *value = v;
+    if (second_lanes) {
+        float s2 = (*second_lanes)[w];
+        for (int l = 0; l < AQI_VL; l++)
+            if (l != w && best[l] < s2)
+                s2 = best[l];
+        *second_value = s2;
+    }
 }
 
-/* Points q, nq of them (1..4), against every centroid block: s_k = t_k − 2 q·c_k. */
+/* Min (and, when @p top2, second-min) of s over lanes, for point r. */
+#define KEEP(r, s_r, idx)                                                                         \
+    do {                                                                                          \
+        VF before_ = b[r];                                                                        \
+        AQI_NAME(keep_min)(s_r, idx, &b[r], &bi[r]);                                              \
+        if (top2)                                                                                 \
+            AQI_NAME(keep_second)(s_r, before_, &b2[r]);                                          \
+    } while (0)
+
+/* Points q, nq of them (1..4), against every centroid block: s_k = t_k − 2 q·c_k. With @p top2
+ * (a compile-time constant at every call) second[r] is the second-smallest score. */
 INLINE void AQI_NAME(scan)(const float *const q[4], int nq, const float *CT, const float *table, int64_t D,
-                           int64_t Kp, int32_t code[4], float value[4])
+                           int64_t Kp, int32_t code[4], float value[4], int top2, float second[4])
 {
-    VF b[4];
+    VF b[4], b2[4];
     VI bi[4], lane;
     for (int l = 0; l < AQI_VL; l++)
         lane[l] = l;
     for (int r = 0; r < 4; r++) {
-        b[r] = (VF){0} + FLT_MAX;
+        b[r] = b2[r] = (VF){0} + FLT_MAX;
         bi[r] = (VI){0};
     }
     if (nq == 4) {
@@ -64,10 +103,10 @@ INLINE void AQI_NAME(scan)(const float *const q[4], int nq, const float *CT, con
             s2 = t - 2.0f * s2;
             s3 = t - 2.0f * s3;
             VI idx = lane + (int32_t)kb;
-            AQI_NAME(keep_min)(s0, idx, &b[0], &bi[0]);
-            AQI_NAME(keep_min)(s1, idx, &b[1], &bi[1]);
-            AQI_NAME(keep_min)(s2, idx, &b[2], &bi[2]);
-            AQI_NAME(keep_min)(s3, idx, &b[3], &bi[3]);
+            KEEP(0, s0, idx);
+            KEEP(1, s1, idx);
+            KEEP(2, s2, idx);
+            KEEP(3, s3, idx);
         }
     } else {
         for (int r = 0; r < nq; r++)
@@ -75,12 +114,14 @@ INLINE void AQI_NAME(scan)(const float *const q[4], int nq, const float *CT, con
                 VF s = {0};
                 for (int64_t d = 0; d < D; d++)
                     s += q[r][d] * AQI_NAME(load)(CT + d * Kp + kb);
-                AQI_NAME(keep_min)(AQI_NAME(load)(table + kb) - 2.0f * s, lane + (int32_t)kb, &b[r], &bi[r]);
+                s = AQI_NAME(load)(table + kb) - 2.0f * s;
+                KEEP(r, s, lane + (int32_t)kb);
             }
     }
     for (int r = 0; r < nq; r++)
-        AQI_NAME(reduce)(b[r], bi[r], &code[r], &value[r]);
+        AQI_NAME(reduce)(b[r], bi[r], top2 ? &b2[r] : NULL, &code[r], &value[r], top2 ? &second[r] : NULL);
 }
+#undef KEEP
 
 AQI_TARGET static void AQI_NAME(argmin)(const float *Q, int64_t n, int64_t ldq, const float *CT,
                                        const float *table, int64_t D, int64_t Kp, int32_t *codes,
@@ -92,7 +133,7 @@ AQI_TARGET static void AQI_NAME(argmin)(const float *Q, int64_t n, int64_t ldq, 
                              Q + (i + 3 * (nq > 3)) * ldq};
         int32_t code[4];
         float value[4];
-        AQI_NAME(scan)(q, nq, CT, table, D, Kp, code, value);
+        AQI_NAME(scan)(q, nq, CT, table, D, Kp, code, value, 0, NULL);
         for (int r = 0; r < nq; r++) {
             codes[(i + r) * code_stride] = code[r];
             if (best)
@@ -101,6 +142,21 @@ AQI_TARGET static void AQI_NAME(argmin)(const float *Q, int64_t n, int64_t ldq, 
     }
 }
 
+AQI_TARGET static void AQI_NAME(top2)(const float *Q, const int64_t *index, int64_t n, int64_t ldq,
+                                     const float *CT, const float *table, int64_t D, int64_t Kp,
+                                     int32_t *codes, float *best, float *second)
+{
+    for (int64_t i = 0; i < n; i += 4) {
+        const int nq = n - i < 4 ? (int)(n - i) : 4;
+        const float *q[4];
+        for (int r = 0; r < 4; r++)
+            q[r] = Q + index[i + (r < nq ? r : 0)] * ldq;
+        AQI_NAME(scan)(q, nq, CT, table, D, Kp, codes + i, best + i, 1, second + i);
+    }
+}
+
+#undef VMIN
+#undef VMAX
 #undef INLINE
 #undef VF
 #undef VI

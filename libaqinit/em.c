@@ -96,6 +96,13 @@ int aqi_em_work_init(aqi_em_work *w, aq_context *ctx, const aqi_em_metric *metri
         aqi_em_work_free(w);
         return AQ_ERR_NOMEM;
     }
+    if (!is_mahalanobis(metric)) {
+        int st = aqi_em_bounds_init(w);
+        if (st != AQ_OK) {
+            aqi_em_work_free(w);
+            return st;
+        }
+    }
     return AQ_OK;
 }
 
@@ -109,6 +116,7 @@ void aqi_em_work_free(aqi_em_work *w)
     aqi_free(ctx, w->changed);
     aqi_free(ctx, w->partials);
     aqi_free(ctx, w->mstep);
+    aqi_em_bounds_free(w);
     memset(w, 0, sizeof *w);
 }
 
@@ -280,6 +288,11 @@ int aqi_em_estep(aqi_em_work *w, const float *R, const float *C, int32_t *codes,
     int64_t n_tasks = is_mahalanobis(m) ? m->n_groups : w->n_workers;
     int st;
     aqi_assign_transpose(w->CT, C, w->K, w->Kp, m->D);
+    if (!is_mahalanobis(m) && w->upper && w->use_bounds) {
+        score_table(w, NULL, C, w->tables);
+        return aqi_em_estep_bounded(w, R, C, codes, guard, n_changed);
+    }
+    w->bounds_valid = 0; /* the codes may change without the bounds */
     memset(w->changed, 0, sizeof(int64_t) * (size_t)n_tasks);
     if (is_mahalanobis(m)) {
         st = aqi_parallel_for(w->ctx, m->n_groups, estep_groups_range, &job);
@@ -463,6 +476,7 @@ int aqi_em_run(aqi_em_work *w, const aqi_em_params *params, const float *R, floa
     double objective, next;
     int64_t changed;
     int st;
+    w->bounds_valid = w->prev_valid = 0; /* R or the codes may have changed since the last run */
     if (assign_first) {
         for (int64_t i = 0; i < w->metric->n_points; i++)
             codes[i] = 0;
@@ -473,6 +487,7 @@ int aqi_em_run(aqi_em_work *w, const aqi_em_params *params, const float *R, floa
         || (st = aqi_progress(w->ctx, params->operation, params->stage, params->n_stages, 0, objective)) != AQ_OK)
         return st;
     for (int64_t round = 1; round <= params->max_rounds; round++) {
+        aqi_em_bounds_mark(w, C);
         if ((st = aqi_em_mstep(w, params, R, C, codes)) != AQ_OK
             || (st = aqi_em_estep(w, R, C, codes, 1, &changed)) != AQ_OK
             || (st = aqi_em_objective(w, R, C, codes, &next)) != AQ_OK

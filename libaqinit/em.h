@@ -41,6 +41,14 @@ typedef struct aqi_em_work {
     double *mstep;    /* per worker: statistics of its clusters and solver scratch */
     int64_t mstep_stride, mstep_max_clusters;
     int n_workers;    /* chunks of a parallel loop; ranges check their chunk index against it */
+    /* Euclidean only: Hamerly's bounds (em_bounds.c) */
+    float *upper, *lower; /* N bounds on the distance to the own / any other centroid */
+    float *C_prev;        /* K × D centroids before the last M-step */
+    double *drift;        /* K distances moved by the centroids */
+    int64_t *scanned;     /* per worker: points scanned in the last E-step */
+    int64_t last_scanned; /* points the last bounded E-step scanned (the rest were skipped) */
+    int use_bounds;       /* 1 (default): skip points the bounds prove unchanged; 0: scan all */
+    int bounds_valid, prev_valid;
 } aqi_em_work;
 
 int aqi_em_work_init(aqi_em_work *w, aq_context *ctx, const aqi_em_metric *metric, int64_t K);
@@ -69,6 +77,15 @@ int aqi_em_mstep(aqi_em_work *w, const aqi_em_params *params, const float *R, fl
  * code changes, or when the relative decrease is below tol. */
 int aqi_em_run(aqi_em_work *w, const aqi_em_params *params, const float *R, float *C,
                int32_t *codes, int assign_first, double *final_objective);
+
+/* Bounded Euclidean E-step (em_bounds.c). aqi_em_run calls aqi_em_bounds_mark before every
+ * M-step; aqi_em_estep then uses the bounds for the Euclidean metric when use_bounds is set and
+ * scans every point otherwise (or when the bounds are not valid for the current codes). */
+int aqi_em_bounds_init(aqi_em_work *w);
+void aqi_em_bounds_free(aqi_em_work *w);
+void aqi_em_bounds_mark(aqi_em_work *w, const float *C);
+int aqi_em_estep_bounded(aqi_em_work *w, const float *R, const float *C, int32_t *codes, int guard,
+                         int64_t *n_changed);
 
 /* Seeding: K centroids from K distinct random points (all points and repeats if K > N), or
  * k-means++ (D² sampling, Euclidean). */

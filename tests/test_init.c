@@ -164,6 +164,67 @@ START_TEST(estep_equals_brute_force)
 }
 END_TEST
 
+
+/* ------------------------------------------------------------------ bounded E-step */
+
+/* Lloyd rounds with Hamerly's bounds give the very codes and centroids of full scans, the
+ * stored bounds hold (u_i ≥ ‖r_i − c_{a_i}‖, l_i ≤ ‖r_i − c_k‖ for k ≠ a_i), and on data that
+ * converges most points are skipped. */
+static void check_bounded_run(int64_t P, int64_t J, int64_t go, int64_t g, int64_t K, int threads,
+                              int64_t rounds, int expect_skips)
+{
+    aq_context *ctx = tu_context(threads, 1);
+    toy t = toy_make(P, J, go, g, K, 0, 300 + (uint64_t)K);
+    const int64_t N = P * J, D = go * g;
+    aqi_em_work full, bounded;
+    aqi_em_params params = {rounds, 0.0, 0, 0, 0.0, "test", 0, 1};
+    float *C2 = malloc(sizeof(float) * (size_t)(K * D));
+    int32_t *codes2 = malloc(sizeof(int32_t) * (size_t)N);
+    double obj_full, obj_bounded;
+    memcpy(C2, t.C, sizeof(float) * (size_t)(K * D));
+    ck_assert_int_eq(aqi_em_work_init(&full, ctx, &t.metric, K), AQ_OK);
+    ck_assert_int_eq(aqi_em_work_init(&bounded, ctx, &t.metric, K), AQ_OK);
+    ck_assert_int_eq(bounded.use_bounds, 1);
+    full.use_bounds = 0;
+    ck_assert_int_eq(aqi_em_run(&full, &params, t.R, t.C, t.codes, 1, &obj_full), AQ_OK);
+    ck_assert_int_eq(aqi_em_run(&bounded, &params, t.R, C2, codes2, 1, &obj_bounded), AQ_OK);
+    ck_assert(!memcmp(codes2, t.codes, sizeof(int32_t) * (size_t)N));
+    ck_assert(!memcmp(C2, t.C, sizeof(float) * (size_t)(K * D)));
+    ck_assert(obj_full == obj_bounded);
+    for (int64_t i = 0; i < N; i++) {
+        const float *r = t.R + i * D;
+        double own = sqrt(naive_distance(r, C2 + (int64_t)codes2[i] * D, NULL, go, g, 1.0)), other = DBL_MAX;
+        for (int64_t k = 0; k < K; k++)
+            if (k != codes2[i]) {
+                double d = sqrt(naive_distance(r, C2 + k * D, NULL, go, g, 1.0));
+                other = d < other ? d : other;
+            }
+        ck_assert_msg((double)bounded.upper[i] >= own, "point %lld: upper %.9g < %.9g", (long long)i,
+                      (double)bounded.upper[i], own);
+        ck_assert_msg((double)bounded.lower[i] <= other, "point %lld: lower %.9g > %.9g", (long long)i,
+                      (double)bounded.lower[i], other);
+    }
+    if (expect_skips)
+        ck_assert_msg(bounded.last_scanned < N / 2, "last round scanned %lld of %lld points",
+                      (long long)bounded.last_scanned, (long long)N);
+    aqi_em_work_free(&full);
+    aqi_em_work_free(&bounded);
+    free(C2);
+    free(codes2);
+    toy_free(&t);
+    aq_context_free(ctx);
+}
+
+START_TEST(bounded_estep_equals_full_scans)
+{
+    check_bounded_run(200, 8, 1, 8, 64, 2, 40, 1); /* 2x8-like: converges, most points skipped */
+    check_bounded_run(50, 4, 1, 8, 256, 3, 15, 0); /* K close to N */
+    check_bounded_run(30, 3, 2, 3, 21, 1, 20, 0);  /* g_o = 2, odd g, K not a multiple of 16 */
+    check_bounded_run(20, 2, 1, 4, 1, 2, 5, 1);    /* one centroid: nothing to scan after the start */
+    check_bounded_run(4, 2, 1, 8, 40, 2, 5, 0);    /* K > N: empty clusters keep their centroid */
+}
+END_TEST
+
 /* ------------------------------------------------------------------ M-step */
 
 START_TEST(exact_mstep_equals_normal_equations)
@@ -728,6 +789,7 @@ static Suite *init_suite(void)
     TCase *tc = tcase_create("init");
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, estep_equals_brute_force);
+    tcase_add_test(tc, bounded_estep_equals_full_scans);
     tcase_add_test(tc, exact_mstep_equals_normal_equations);
     tcase_add_test(tc, adam_mstep_equals_naive_adam);
     tcase_add_test(tc, rounds_never_increase_the_stage_objective);
