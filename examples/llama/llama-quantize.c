@@ -2,7 +2,7 @@
  * true-sequentially, and measure perplexity before and after.
  *
  *   llama-quantize MODEL CALIB TEST [--format 2x8g8] [--method greedy|oaem] [--beam 1]
- *                  [--epochs 10] [--threads 0] [--seed 1] [--calib-windows 128] [--em-damping D]
+ *                  [--epochs 10] [--threads 0] [--seed 1] [--calib-windows 128] [--em-damping 1]
  *                  [--ppl-windows 40] [--out DIR] [--json] [--max-ppl-ratio R]
  *                  [--generate N [--tokenizer tokenizer.bin] [--temperature 0.8]]
  *
@@ -33,7 +33,7 @@ typedef struct args {
     const char *model, *calib, *test, *format, *out;
     int method, beam, epochs, threads, calib_windows, ppl_windows, json;
     double max_ppl_ratio; /* > 0: exit 1 if quantized / fp32 perplexity exceeds it (tests) */
-    double em_damping;    /* AQ_OPT_EM_DAMPING, or < 0 for the library's default */
+    double em_damping;    /* AQ_OPT_EM_DAMPING for OA-EM (docs/algorithms.md: 1 ends lower after aq_optimize) */
     int generate;
     double temperature;
     const char *tokenizer;
@@ -135,7 +135,7 @@ static int cb_put_result(int32_t k, const aq_quant *q, const aq_layer_report *r,
 static void usage(void)
 {
     fprintf(stderr, "usage: llama-quantize MODEL CALIB TEST [--format 2x8g8] [--method greedy|oaem] [--beam 1]\n"
-                    "       [--epochs 10] [--threads 0] [--seed 1] [--calib-windows 128] [--em-damping D]\n"
+                    "       [--epochs 10] [--threads 0] [--seed 1] [--calib-windows 128] [--em-damping 1]\n"
                     "       [--ppl-windows 40]\n"
                     "       [--out DIR] [--json] [--max-ppl-ratio R]\n"
                     "       [--generate N [--tokenizer tokenizer.bin] [--temperature 0.8]]\n");
@@ -148,7 +148,7 @@ static int parse(args *a, int argc, char **argv)
     memset(a, 0, sizeof *a);
     a->model = argv[1], a->calib = argv[2], a->test = argv[3];
     a->format = "2x8g8", a->method = AQ_INIT_OA_EM, a->beam = 1, a->epochs = 10;
-    a->calib_windows = 128, a->ppl_windows = 40, a->em_damping = -1, a->seed = 1, a->temperature = 0.8;
+    a->calib_windows = 128, a->ppl_windows = 40, a->em_damping = 1.0, a->seed = 1, a->temperature = 0.8;
     for (int i = 4; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(o, "--json")) {
