@@ -186,8 +186,9 @@ typedef struct aq_options aq_options;
 #define AQ_OPT_MAX_EPOCHS               220 /**< int: epochs of {codebook/scale update, beam pass} in aq_optimize, default 10 */
 #define AQ_OPT_REL_TOL                  221 /**< double: aq_optimize stops when an epoch improves L by less than this fraction, default 0.01 */
 #define AQ_OPT_VSTEP_MAX_FRACTION       230 /**< double: aq_vstep revisits at most this fraction of the tiles, default 0.01, in (0, 1] */
-#define AQ_OPT_VSTEP_SELECTION          231 /**< int: AQ_VSTEP_LARGEST (default) or AQ_VSTEP_SAMPLED */
+#define AQ_OPT_VSTEP_SELECTION          231 /**< int: AQ_VSTEP_LARGEST (default), AQ_VSTEP_SAMPLED or AQ_VSTEP_GAIN */
 #define AQ_OPT_VSTEP_TRUST_RATIO        232 /**< double: > 0 rejects a tile change larger than this times the tile's norm, default 0 (off) */
+#define AQ_OPT_VSTEP_MAX_CHANGE         233 /**< double: > 0 keeps ‖Ŵ_new − Ŵ_old‖_F <= this times ‖Ŵ_old‖_F over the matrix (changes admitted in priority order), default 0 (off) */
 
 #define AQ_INIT_GREEDY 0 /**< AQLM's greedy residual Euclidean k-means */
 #define AQ_INIT_OA_EM  1 /**< output-aware EM with the Hessian-weighted Mahalanobis distance */
@@ -201,6 +202,7 @@ typedef struct aq_options aq_options;
 
 #define AQ_VSTEP_LARGEST 0 /**< the tiles farthest from the target */
 #define AQ_VSTEP_SAMPLED 1 /**< tiles sampled without replacement with probability ∝ their distance (seeded) */
+#define AQ_VSTEP_GAIN    2 /**< every tile gets a coordinate pass; the largest decreases of the distance are kept */
 
 #define AQ_MSTEP_EXACT 0 /**< closed form: one g×g SPD solve per centroid */
 #define AQ_MSTEP_ADAM  1 /**< Adam + cosine schedule, as the reference implementation */
@@ -391,11 +393,16 @@ AQ_API int aq_quant_backward(const aq_quant *quant, const float *grad_W, int64_t
                              float *grad_scales);
 /** Move the codes towards @p target (rows × cols, leading dimension @p ld): the distance of a
  *  tile is ‖Ŵ_tile − T_tile‖² (H NULL) or Σ_rows (Ŵ − T) H_jj (Ŵ − T)ᵀ (the diagonal block of its
- *  input group only, as OA-EM: the total output error can still move either way). At most
- *  ::AQ_OPT_VSTEP_MAX_FRACTION of the tiles are revisited (::AQ_OPT_VSTEP_SELECTION), each by
- *  one coordinate pass over its M codes; a tile keeps its new codes only if its distance
- *  decreased (and, with ::AQ_OPT_VSTEP_TRUST_RATIO, the change is small enough). Codebooks and
- *  scales are unchanged. @p n_changed (may be NULL) receives the number of codes changed. */
+ *  input group only, as OA-EM: the total output error can still move either way). A tile's
+ *  proposal is one coordinate pass over its M codes (each the exact argmin with the others
+ *  fixed); it is kept only if the tile's distance decreased. ::AQ_OPT_VSTEP_SELECTION chooses
+ *  which tiles: LARGEST / SAMPLED pass over at most ::AQ_OPT_VSTEP_MAX_FRACTION of the tiles
+ *  (the farthest, or sampled ∝ distance); GAIN passes over every tile and keeps the
+ *  ::AQ_OPT_VSTEP_MAX_FRACTION with the largest decrease. Either way at most that fraction of
+ *  the tiles change. ::AQ_OPT_VSTEP_TRUST_RATIO rejects a single tile's change that is too large;
+ *  ::AQ_OPT_VSTEP_MAX_CHANGE admits changes in priority order (distance, sample key or gain)
+ *  while ‖Ŵ_new − Ŵ_old‖_F <= ratio · ‖Ŵ_old‖_F. Codebooks and scales are unchanged.
+ *  @p n_changed (may be NULL) receives the number of codes changed. */
 AQ_API int aq_vstep(aq_context *ctx, aq_quant *quant, const float *target, int64_t ld, const aq_hessian *H,
                     const aq_options *options, int64_t *n_changed);
 /**@}*/

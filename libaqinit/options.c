@@ -42,8 +42,9 @@ static const option_desc option_table[] = {
     {AQ_OPT_MAX_EPOCHS, "AQ_OPT_MAX_EPOCHS", OPT_INT, 0, 1e6, 10, F(max_epochs)},
     {AQ_OPT_REL_TOL, "AQ_OPT_REL_TOL", OPT_DOUBLE, 0, 1, 0.01, F(rel_tol)},
     {AQ_OPT_VSTEP_MAX_FRACTION, "AQ_OPT_VSTEP_MAX_FRACTION", OPT_DOUBLE, 1e-12, 1, 0.01, F(vstep_max_fraction)},
-    {AQ_OPT_VSTEP_SELECTION, "AQ_OPT_VSTEP_SELECTION", OPT_INT, 0, 1, AQ_VSTEP_LARGEST, F(vstep_selection)},
+    {AQ_OPT_VSTEP_SELECTION, "AQ_OPT_VSTEP_SELECTION", OPT_INT, 0, 2, AQ_VSTEP_LARGEST, F(vstep_selection)},
     {AQ_OPT_VSTEP_TRUST_RATIO, "AQ_OPT_VSTEP_TRUST_RATIO", OPT_DOUBLE, 0, 1e6, 0, F(vstep_trust_ratio)},
+    {AQ_OPT_VSTEP_MAX_CHANGE, "AQ_OPT_VSTEP_MAX_CHANGE", OPT_DOUBLE, 0, 1e6, 0, F(vstep_max_change)},
 };
 #undef F
 

@@ -30,6 +30,7 @@ typedef struct aqi_options_values {
     double vstep_max_fraction;
     int64_t vstep_selection;
     double vstep_trust_ratio;
+    double vstep_max_change;
 } aqi_options_values;
 
 struct aq_options {

@@ -53,29 +53,36 @@ int aq_quant_backward(const aq_quant *q, const float *G, int64_t ld, float *grad
     return AQ_OK;
 }
 
-/* ---------------------------------------------------------------- V-step */
+/* ---------------------------------------------------------------- V-step
+ * The distance of a tile (p, j) with codes b is d(b) = Σ_t e_t A e_tᵀ, e_t = s_p Σ_m C_m[b_m][t] − T_t
+ * over its g_o rows t, with A = H_jj (undamped) or I. One coordinate pass sets each code in turn
+ * to the exact argmin with the others fixed: with the residual R_t = T_t − s_p Σ_{m'≠m} C_m'[b_m'][t],
+ *   d(k) = s_p² Q[m][k] − 2 s_p Σ_t C_m[k][t]·(A R_t) + const,   Q[m][k] = Σ_t C_m[k][t] A C_m[k][t]ᵀ,
+ * so Q is tabulated once per input group and each candidate costs one g_o·g dot product. The
+ * current code is a candidate, and a tile keeps its proposal only if its distance, recomputed
+ * directly, went down: no tile's distance increases. */
 
 typedef struct vstep_job {
     const aq_quant *q;
     const float *target;
     int64_t ld;
-    const double *blocks; /* J × g × g of H (undamped), or NULL for the weight-space metric */
-    double trust;
-    const int64_t *tiles; /* selected tile indices i = p·J + j */
-    uint32_t *codes;      /* n_selected × M proposals, written by the workers */
-    uint8_t *accepted;
+    const double *blocks;  /* J × g × g of H (undamped), or NULL for the weight-space metric */
+    const int64_t *start;  /* tiles of input group j: list[start[j] .. start[j+1]) */
+    const int64_t *list;   /* output group p of each listed tile */
+    uint32_t *codes;       /* proposals, M per listed tile */
+    double *before, *after; /* distance before / after the pass, per listed tile */
+    double *scratch;       /* per worker: M·K (Q) + 3·g_o·g doubles */
+    int n_workers;
 } vstep_job;
 
-/* Σ_t eᵀ A e for e = s Σ_m C_m[b_m] − T over the tile's rows (A = H_jj or I). */
-static double tile_distance(const vstep_job *job, int64_t p, int64_t j, const uint32_t *b)
+static double tile_distance(const aq_quant *q, const float *target, int64_t ld, const double *A, int64_t p,
+                            int64_t j, const uint32_t *b)
 {
-    const aq_quant *q = job->q;
     const int64_t g = q->g, go = q->go;
     const double s = q->scales[p];
-    const double *A = job->blocks ? job->blocks + j * g * g : NULL;
     double d = 0.0, e[256];
     for (int64_t t = 0; t < go; t++) {
-        const float *T = job->target + (p * go + t) * job->ld + j * g;
+        const float *T = target + (p * go + t) * ld + j * g;
         for (int64_t a = 0; a < g; a++) {
             double w = 0.0;
             for (int m = 0; m < q->M; m++)
@@ -85,66 +92,131 @@ static double tile_distance(const vstep_job *job, int64_t p, int64_t j, const ui
                 d += e[a] * e[a];
         }
         if (A)
-            for (int64_t a = 0; a < g; a++)
+            for (int64_t a = 0; a < g; a++) {
+                double r = 0.0;
                 for (int64_t c = 0; c < g; c++)
-                    d += e[a] * A[a * g + c] * e[c];
+                    r += A[a * g + c] * e[c];
+                d += e[a] * r;
+            }
     }
     return d;
 }
 
-/* One coordinate pass over the M codes of a tile, each code the exact argmin with the others
- * fixed (the current code is a candidate, so no step increases the distance). */
 static int vstep_range(void *arg, int64_t begin, int64_t end, int worker)
 {
     const vstep_job *job = arg;
     const aq_quant *q = job->q;
-    (void)worker;
-    for (int64_t n = begin; n < end; n++) {
-        const int64_t i = job->tiles[n], p = i / q->n_in_groups, j = i % q->n_in_groups;
-        uint32_t *b = job->codes + n * q->M, old[64];
-        for (int m = 0; m < q->M; m++)
-            old[m] = b[m] = aqi_code_get(q, p, j, m);
-        const double before = tile_distance(job, p, j, b);
-        double best = before;
-        for (int m = 0; m < q->M; m++) {
-            uint32_t keep = b[m];
-            for (uint32_t k = 0; k < (uint32_t)q->K; k++) {
-                b[m] = k;
-                double d = tile_distance(job, p, j, b);
-                if (d < best) {
-                    best = d;
-                    keep = k;
+    const int64_t g = q->g, go = q->go, D = go * g, K = q->K;
+    if (worker < 0 || worker >= job->n_workers)
+        return AQ_ERR_INTERNAL;
+    double *Q = job->scratch + (size_t)worker * (size_t)(q->M * K + 3 * D), *w = Q + q->M * K, *R = w + D,
+           *U = R + D;
+    for (int64_t j = begin; j < end; j++) {
+        if (job->start[j] == job->start[j + 1])
+            continue;
+        const double *A = job->blocks ? job->blocks + j * g * g : NULL;
+        for (int m = 0; m < q->M; m++) /* Q[m][k] = Σ_t c A cᵀ */
+            for (int64_t k = 0; k < K; k++) {
+                const float *c = aqi_codeword(q, m, (uint32_t)k);
+                double v = 0.0;
+                for (int64_t t = 0; t < go; t++)
+                    for (int64_t a = 0; a < g; a++) {
+                        double r = 0.0;
+                        if (A)
+                            for (int64_t e = 0; e < g; e++)
+                                r += A[a * g + e] * c[t * g + e];
+                        else
+                            r = c[t * g + a];
+                        v += c[t * g + a] * r;
+                    }
+                Q[m * K + k] = v;
+            }
+        for (int64_t n = job->start[j]; n < job->start[j + 1]; n++) {
+            const int64_t p = job->list[n];
+            const double s = q->scales[p];
+            uint32_t *b = job->codes + n * q->M, old[64];
+            for (int m = 0; m < q->M; m++)
+                old[m] = b[m] = aqi_code_get(q, p, j, m);
+            job->before[n] = tile_distance(q, job->target, job->ld, A, p, j, b);
+            for (int64_t x = 0; x < D; x++) { /* w = Σ_m C_m[b_m] (unscaled) */
+                double v = 0.0;
+                for (int m = 0; m < q->M; m++)
+                    v += aqi_codeword(q, m, b[m])[x];
+                w[x] = v;
+            }
+            for (int m = 0; m < q->M; m++) {
+                const float *cur = aqi_codeword(q, m, b[m]);
+                for (int64_t t = 0; t < go; t++) { /* R = T − s (w − C_m[b_m]), U = A R */
+                    const float *T = job->target + (p * go + t) * job->ld + j * g;
+                    for (int64_t a = 0; a < g; a++)
+                        R[t * g + a] = T[a] - s * (w[t * g + a] - cur[t * g + a]);
+                    for (int64_t a = 0; a < g; a++) {
+                        double r = 0.0;
+                        if (A)
+                            for (int64_t e = 0; e < g; e++)
+                                r += A[a * g + e] * R[t * g + e];
+                        else
+                            r = R[t * g + a];
+                        U[t * g + a] = r;
+                    }
+                }
+                uint32_t keep = b[m];
+                double best = 0.0;
+                for (int pass = 0; pass < 2; pass++) /* the current code first, then every k */
+                    for (int64_t k = pass ? 0 : (int64_t)b[m]; k < (pass ? K : (int64_t)b[m] + 1); k++) {
+                        const float *c = aqi_codeword(q, m, (uint32_t)k);
+                        double dot = 0.0;
+                        for (int64_t x = 0; x < D; x++)
+                            dot += c[x] * U[x];
+                        const double d = s * s * Q[m * K + k] - 2.0 * s * dot;
+                        if (!pass)
+                            best = d;
+                        else if (d < best) { /* strict: ties keep the current code, else the lowest k */
+                            best = d;
+                            keep = (uint32_t)k;
+                        }
+                    }
+                if (keep != b[m]) {
+                    const float *nw = aqi_codeword(q, m, keep);
+                    for (int64_t x = 0; x < D; x++)
+                        w[x] += (double)nw[x] - cur[x];
+                    b[m] = keep;
                 }
             }
-            b[m] = keep;
-        }
-        int ok = best < before;
-        if (ok && job->trust > 0.0) { /* ‖Ŵ_new − Ŵ_old‖ ≤ trust · ‖Ŵ_old‖ on the tile */
-            double diff = 0.0, norm = 0.0;
-            for (int64_t e = 0; e < (int64_t)q->go * q->g; e++) {
-                double wn = 0.0, wo = 0.0;
-                for (int m = 0; m < q->M; m++) {
-                    wn += aqi_codeword(q, m, b[m])[e];
-                    wo += aqi_codeword(q, m, old[m])[e];
-                }
-                diff += (wn - wo) * (wn - wo);
-                norm += wo * wo;
+            double after = tile_distance(q, job->target, job->ld, A, p, j, b);
+            if (!(after < job->before[n])) { /* no gain (or rounding): keep the old codes */
+                memcpy(b, old, sizeof(uint32_t) * (size_t)q->M);
+                after = job->before[n];
             }
-            ok = sqrt(diff) <= job->trust * sqrt(norm);
+            job->after[n] = after;
         }
-        job->accepted[n] = (uint8_t)ok;
     }
     return AQ_OK;
 }
 
-typedef struct scored { double d; int64_t i; } scored;
+typedef struct scored { double key; int64_t i; } scored;
 
-static int by_distance_desc(const void *a, const void *b)
+static int by_key_desc(const void *a, const void *b)
 {
     const scored *x = a, *y = b;
-    if (x->d != y->d)
-        return x->d < y->d ? 1 : -1;
+    if (x->key != y->key)
+        return x->key < y->key ? 1 : -1;
     return (x->i > y->i) - (x->i < y->i); /* ties: lower index first, deterministic */
+}
+
+/* ‖Σ_m C_m[new_m] − Σ_m C_m[old_m]‖² and ‖Σ_m C_m[old_m]‖² over a tile (unscaled). */
+static void tile_change(const aq_quant *q, const uint32_t *nb, const uint32_t *ob, double *diff, double *norm)
+{
+    *diff = *norm = 0.0;
+    for (int64_t e = 0; e < (int64_t)q->go * q->g; e++) {
+        double wn = 0.0, wo = 0.0;
+        for (int m = 0; m < q->M; m++) {
+            wn += aqi_codeword(q, m, nb[m])[e];
+            wo += aqi_codeword(q, m, ob[m])[e];
+        }
+        *diff += (wn - wo) * (wn - wo);
+        *norm += wo * wo;
+    }
 }
 
 int aq_vstep(aq_context *ctx, aq_quant *q, const float *target, int64_t ld, const aq_hessian *H,
@@ -154,7 +226,6 @@ int aq_vstep(aq_context *ctx, aq_quant *q, const float *target, int64_t ld, cons
     aqi_options_values defaults;
     const aqi_options_values *o;
     vstep_job job;
-    scored *all = NULL;
     int st = AQ_OK;
     if (!ctx)
         return AQ_ERR_INVALID_ARG;
@@ -172,28 +243,42 @@ int aq_vstep(aq_context *ctx, aq_quant *q, const float *target, int64_t ld, cons
     aqi_options_defaults(&defaults);
     o = options ? &options->v : &defaults;
     memset(&job, 0, sizeof job);
-    job.q = q, job.target = target, job.ld = ld, job.trust = o->vstep_trust_ratio;
-    const int64_t N = q->n_out_groups * q->n_in_groups, g = q->g;
+    job.q = q, job.target = target, job.ld = ld;
+    const int64_t P = q->n_out_groups, J = q->n_in_groups, N = P * J, g = q->g, M = q->M;
+    const int gain = o->vstep_selection == AQ_VSTEP_GAIN;
+    const double max_change = o->vstep_max_change;
     int64_t budget = (int64_t)ceil(o->vstep_max_fraction * (double)N);
     if (budget > N)
         budget = N;
+    const int64_t listed = gain ? N : budget; /* tiles the coordinate pass visits */
     double *blocks = NULL;
+    scored *all = NULL;
+    int64_t *start = NULL, *list = NULL, *pos = NULL;
     if (H) {
-        if (!(blocks = aqi_alloc(ctx, sizeof(double) * (size_t)(q->n_in_groups * g * g))))
+        if (!(blocks = aqi_alloc(ctx, sizeof(double) * (size_t)(J * g * g))))
             return AQ_ERR_NOMEM;
-        for (int64_t j = 0; j < q->n_in_groups && st == AQ_OK; j++)
+        for (int64_t j = 0; j < J && st == AQ_OK; j++)
             st = aq_hessian_copy_block(H, blocks + j * g * g, g, j, 0.0);
         job.blocks = blocks;
     }
-    if (st == AQ_OK && !(all = aqi_alloc(ctx, sizeof(scored) * (size_t)N)))
+    job.n_workers = aqi_num_workers(ctx);
+    const size_t n1 = (size_t)(listed ? listed : 1);
+    if (st == AQ_OK
+        && (!(all = aqi_alloc(ctx, sizeof(scored) * (size_t)(N ? N : 1)))
+            || !(start = aqi_calloc(ctx, (size_t)J + 1, sizeof(int64_t)))
+            || !(list = aqi_alloc(ctx, sizeof(int64_t) * n1)) || !(pos = aqi_alloc(ctx, sizeof(int64_t) * n1))
+            || !(job.codes = aqi_alloc(ctx, sizeof(uint32_t) * n1 * (size_t)M))
+            || !(job.before = aqi_alloc(ctx, sizeof(double) * n1)) || !(job.after = aqi_alloc(ctx, sizeof(double) * n1))
+            || !(job.scratch = aqi_alloc(ctx, sizeof(double) * (size_t)job.n_workers
+                                                  * (size_t)(M * q->K + 3 * (int64_t)q->go * g)))))
         st = AQ_ERR_NOMEM;
-    if (st == AQ_OK) { /* distance of every tile with its current codes */
+    if (st == AQ_OK && !gain) { /* rank every tile by its distance to the target */
         uint32_t b[64];
         for (int64_t i = 0; i < N; i++) {
-            const int64_t p = i / q->n_in_groups, j = i % q->n_in_groups;
-            for (int m = 0; m < q->M; m++)
+            const int64_t p = i / J, j = i % J;
+            for (int m = 0; m < M; m++)
                 b[m] = aqi_code_get(q, p, j, m);
-            all[i].d = tile_distance(&job, p, j, b);
+            all[i].key = tile_distance(q, target, ld, blocks ? blocks + j * g * g : NULL, p, j, b);
             all[i].i = i;
         }
         if (o->vstep_selection == AQ_VSTEP_SAMPLED) {
@@ -206,31 +291,90 @@ int aq_vstep(aq_context *ctx, aq_quant *q, const float *target, int64_t ld, cons
             aqi_rng_init(&rng, seed, 0x5653u);
             for (int64_t i = 0; i < N; i++) {
                 double u = aqi_rng_uniform(&rng);
-                all[i].d = all[i].d > 0.0 && u > 0.0 ? log(u) / all[i].d : -INFINITY;
+                all[i].key = all[i].key > 0.0 && u > 0.0 ? log(u) / all[i].key : -INFINITY;
             }
         }
-        qsort(all, (size_t)N, sizeof *all, by_distance_desc);
+        qsort(all, (size_t)N, sizeof *all, by_key_desc);
     }
-    int64_t *tiles = NULL;
-    if (st == AQ_OK && (!(tiles = aqi_alloc(ctx, sizeof(int64_t) * (size_t)(budget ? budget : 1)))
-                        || !(job.codes = aqi_alloc(ctx, sizeof(uint32_t) * (size_t)((budget ? budget : 1) * q->M)))
-                        || !(job.accepted = aqi_alloc(ctx, (size_t)(budget ? budget : 1)))))
-        st = AQ_ERR_NOMEM;
-    if (st == AQ_OK) {
-        for (int64_t n = 0; n < budget; n++)
-            tiles[n] = all[n].i;
-        job.tiles = tiles;
-        st = aqi_parallel_for(ctx, budget, vstep_range, &job);
+    if (st == AQ_OK) { /* the visited tiles, grouped by input group (counting sort on j) */
+        for (int64_t r = 0; r < listed; r++)
+            start[(gain ? r : all[r].i) % J + 1]++;
+        for (int64_t j = 0; j < J; j++)
+            start[j + 1] += start[j];
+        int64_t *fill = pos; /* reused: next free slot of each group while filling, then rank → slot */
+        int64_t *next = aqi_alloc(ctx, sizeof(int64_t) * (size_t)(J ? J : 1));
+        if (!next)
+            st = AQ_ERR_NOMEM;
+        else {
+            memcpy(next, start, sizeof(int64_t) * (size_t)J);
+            for (int64_t r = 0; r < listed; r++) {
+                const int64_t i = gain ? r : all[r].i, n = next[i % J]++;
+                list[n] = i / J;
+                fill[r] = n;
+            }
+            aqi_free(ctx, next);
+        }
+        job.start = start, job.list = list;
     }
-    if (st == AQ_OK) { /* commit: only accepted tiles change */
+    if (st == AQ_OK)
+        st = aqi_parallel_for(ctx, J, vstep_range, &job);
+    if (st == AQ_OK && gain) { /* rank the proposals by their decrease of the distance */
+        int64_t n_gain = 0;
+        for (int64_t r = 0; r < N; r++) {
+            const int64_t n = pos[r];
+            if (job.after[n] < job.before[n] && o->vstep_trust_ratio > 0.0) { /* drop what the trust ratio rejects */
+                uint32_t ob[64];
+                double diff, norm;
+                for (int m = 0; m < M; m++)
+                    ob[m] = aqi_code_get(q, r / J, r % J, m);
+                tile_change(q, job.codes + n * M, ob, &diff, &norm);
+                if (!(sqrt(diff) <= o->vstep_trust_ratio * sqrt(norm)))
+                    continue;
+            }
+            if (job.after[n] < job.before[n]) {
+                all[n_gain].key = job.before[n] - job.after[n];
+                all[n_gain++].i = r;
+            }
+        }
+        qsort(all, (size_t)n_gain, sizeof *all, by_key_desc);
+        budget = budget < n_gain ? budget : n_gain;
+    }
+    if (st == AQ_OK) { /* commit in priority order: budget, trust ratios */
+        double limit2 = 0.0, used2 = 0.0;
+        if (max_change > 0.0) { /* (r ‖Ŵ‖_F)² with the current codes */
+            double norm2 = 0.0, d, nrm;
+            uint32_t b[64];
+            for (int64_t i = 0; i < N; i++) {
+                for (int m = 0; m < M; m++)
+                    b[m] = aqi_code_get(q, i / J, i % J, m);
+                tile_change(q, b, b, &d, &nrm);
+                norm2 += (double)q->scales[i / J] * q->scales[i / J] * nrm;
+            }
+            limit2 = max_change * max_change * norm2;
+        }
         int64_t changed = 0;
-        for (int64_t n = 0; n < budget; n++) {
-            if (!job.accepted[n])
+        for (int64_t r = 0; r < budget; r++) {
+            const int64_t i = all[r].i, n = pos[gain ? i : r];
+            const int64_t p = i / J, j = i % J;
+            const uint32_t *nb = job.codes + n * M;
+            uint32_t ob[64];
+            if (!(job.after[n] < job.before[n]))
                 continue;
-            const int64_t p = tiles[n] / q->n_in_groups, j = tiles[n] % q->n_in_groups;
-            for (int m = 0; m < q->M; m++) {
-                changed += aqi_code_get(q, p, j, m) != job.codes[n * q->M + m];
-                aqi_code_set(q, p, j, m, job.codes[n * q->M + m]);
+            for (int m = 0; m < M; m++)
+                ob[m] = aqi_code_get(q, p, j, m);
+            double diff, norm;
+            tile_change(q, nb, ob, &diff, &norm);
+            if (o->vstep_trust_ratio > 0.0 && !(sqrt(diff) <= o->vstep_trust_ratio * sqrt(norm)))
+                continue; /* ‖Ŵ_new − Ŵ_old‖ ≤ trust · ‖Ŵ_old‖ on the tile */
+            if (max_change > 0.0) { /* ‖ΔŴ‖_F ≤ r ‖Ŵ‖_F over the matrix: a prefix of the order */
+                const double add = (double)q->scales[p] * q->scales[p] * diff;
+                if (used2 + add > limit2)
+                    break;
+                used2 += add;
+            }
+            for (int m = 0; m < M; m++) {
+                changed += ob[m] != nb[m];
+                aqi_code_set(q, p, j, m, nb[m]);
             }
         }
         if (n_changed)
@@ -238,8 +382,12 @@ int aq_vstep(aq_context *ctx, aq_quant *q, const float *target, int64_t ld, cons
     }
     aqi_free(ctx, blocks);
     aqi_free(ctx, all);
-    aqi_free(ctx, tiles);
+    aqi_free(ctx, start);
+    aqi_free(ctx, list);
+    aqi_free(ctx, pos);
     aqi_free(ctx, job.codes);
-    aqi_free(ctx, job.accepted);
+    aqi_free(ctx, job.before);
+    aqi_free(ctx, job.after);
+    aqi_free(ctx, job.scratch);
     return st;
 }
