@@ -5,8 +5,13 @@
  *
  * Shapes: the benchmark model's layers (288×288, 768×288, 288×768), 4096×4096 and 4096×14336
  * (rows × cols), at 2x8 g8 and 1x16 g8, random codes, codebooks and scales. For each: median
- * time per mat-vec of the best kernel, of the portable kernel, and of sgemv on the fp32 matrix;
- * ratio = sgemv time / ours (> 1: the quantized mat-vec is faster). Prints; asserts nothing. */
+ * time per mat-vec of aq_quant_matvec (best ISA, its measured choice of table-read kernel), of
+ * the portable kernel, of the best ISA with the other table-read kernel (gathers vs scalar
+ * loads; LUT path only), and of sgemv on the fp32 matrix; ratio = sgemv time / ours (> 1: the
+ * quantized mat-vec is faster). The repetitions are interleaved (one of each per round, in an
+ * order that rotates every round, so that each kind runs equally often right after sgemv, whose
+ * 64-MB stream empties the caches and whose threads may still spin) and every time is a median
+ * over the rounds. Prints; asserts nothing. */
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
 #include <stdio.h>
@@ -51,27 +56,38 @@ static void bench_shape(aq_context *ctx, int64_t rows, int64_t cols, const char 
     aq_quant_dequantize(q, W, cols);
     for (int64_t i = 0; i < cols; i++)
         x[i] = uniform() - 0.5f;
-    double t_best[MAX_REPS], t_port[MAX_REPS], t_gemv[MAX_REPS];
-    const int best = aqi_lut_best_isa();
-    for (int r = -1; r < reps; r++) { /* interleaved; r = −1 warms up */
-        double t0 = now_seconds();
-        aqi_quant_matvec_isa(q, x, y, best, 0);
-        double t1 = now_seconds();
-        aqi_quant_matvec_isa(q, x, y, AQI_ISA_PORTABLE, 0);
-        double t2 = now_seconds();
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)rows, (int)cols, 1.0f, W, (int)cols, x, 1, 0.0f, y, 1);
-        double t3 = now_seconds();
-        if (r >= 0) {
-            t_best[r] = t1 - t0;
-            t_port[r] = t2 - t1;
-            t_gemv[r] = t3 - t2;
+    enum { OURS, PORTABLE, OTHER, GEMV, N_TIMED };
+    double t[N_TIMED][MAX_REPS], med[N_TIMED];
+    const int best = aqi_lut_best_isa(), lut = aqi_lut_uses_tables(q);
+    const int gather = lut && best != AQI_ISA_PORTABLE && aqi_lut_uses_gather(best);
+    const int other = lut && best != AQI_ISA_PORTABLE ? (gather ? AQI_LUT_LOADS : AQI_LUT_GATHER) : -1;
+    for (int r = -1; r < reps; r++) /* interleaved, the order rotating every round; r = −1 warms up */
+        for (int i = 0; i < N_TIMED; i++) {
+            const int k = (i + (r < 0 ? 0 : r)) % N_TIMED;
+            const double t0 = now_seconds();
+            if (k == OURS)
+                aq_quant_matvec(q, x, y);
+            else if (k == PORTABLE)
+                aqi_quant_matvec_isa(q, x, y, AQI_ISA_PORTABLE, 0);
+            else if (k == OTHER && other >= 0)
+                aqi_quant_matvec_isa(q, x, y, best, other);
+            else if (k == GEMV)
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)rows, (int)cols, 1.0f, W, (int)cols, x, 1, 0.0f, y, 1);
+            if (r >= 0)
+                t[k][r] = now_seconds() - t0;
         }
-    }
-    const double b = median(t_best, reps), p = median(t_port, reps), g = median(t_gemv, reps);
-    const char *path = (int64_t)q->K * q->go <= rows ? (best == AQI_ISA_AVX512 ? "lut avx512" : best == AQI_ISA_AVX2 ? "lut avx2" : "lut")
-                                                     : "direct";
-    printf("  %5lldx%-5lld %-7s %-10s  ours %9.1f us  portable %9.1f us  sgemv %9.1f us   ratio %5.2f (portable %5.2f)\n",
-           (long long)rows, (long long)cols, format, path, b * 1e6, p * 1e6, g * 1e6, g / b, g / p);
+    for (int k = 0; k < N_TIMED; k++)
+        med[k] = median(t[k], reps);
+    const char *isa = best == AQI_ISA_AVX512 ? "avx512" : best == AQI_ISA_AVX2 ? "avx2" : "portable";
+    char path[32], alt[48] = "";
+    snprintf(path, sizeof path, "%s %s%s", lut ? "lut" : "direct", isa,
+             !lut || best == AQI_ISA_PORTABLE ? "" : gather ? "+gather" : "+loads");
+    if (other >= 0)
+        snprintf(alt, sizeof alt, "  (%s %9.1f us)", gather ? "loads " : "gather", med[OTHER] * 1e6);
+    printf("  %5lldx%-5lld %-7s %-18s ours %9.1f us  portable %9.1f us  sgemv %9.1f us   ratio %5.2f "
+           "(portable %5.2f)%s\n",
+           (long long)rows, (long long)cols, format, path, med[OURS] * 1e6, med[PORTABLE] * 1e6, med[GEMV] * 1e6,
+           med[GEMV] / med[OURS], med[GEMV] / med[PORTABLE], alt);
     free(W);
     free(x);
     free(y);
