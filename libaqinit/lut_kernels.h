@@ -41,4 +41,19 @@ void aqi_lut_accumulate_avx512(const aq_quant *q, const void *codes, int64_t str
 void aqi_lut_direct_avx2(const aq_quant *q, const float *x, float *y, int64_t p0, int64_t p1);
 #endif
 
+/* Calls fn(args..., wide, go1) with both flags as compile-time constants, so each kernel is
+ * specialised for 8/16-bit codes and g_o = 1 / g_o > 1. */
+#define AQI_LUT_SPECIALISE(fn, q, ...)                                                                 \
+    do {                                                                                               \
+        const int wide_ = aqi_code_is_wide(q), go1_ = (q)->go == 1;                                    \
+        if (!wide_ && go1_)                                                                            \
+            fn(__VA_ARGS__, 0, 1);                                                                     \
+        else if (!wide_)                                                                               \
+            fn(__VA_ARGS__, 0, 0);                                                                     \
+        else if (go1_)                                                                                 \
+            fn(__VA_ARGS__, 1, 1);                                                                     \
+        else                                                                                           \
+            fn(__VA_ARGS__, 1, 0);                                                                     \
+    } while (0)
+
 #endif

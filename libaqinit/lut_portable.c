@@ -145,15 +145,7 @@ static inline void accumulate(const aq_quant *q, const void *codes, int64_t stri
 void aqi_lut_accumulate_portable(const aq_quant *q, const void *codes, int64_t stride, const float *tab, int64_t len,
                                  int64_t n_groups, float *yp)
 {
-    const int wide = aqi_code_is_wide(q), go1 = q->go == 1;
-    if (!wide && go1)
-        accumulate(q, codes, stride, tab, len, n_groups, yp, 0, 1);
-    else if (!wide)
-        accumulate(q, codes, stride, tab, len, n_groups, yp, 0, 0);
-    else if (go1)
-        accumulate(q, codes, stride, tab, len, n_groups, yp, 1, 1);
-    else
-        accumulate(q, codes, stride, tab, len, n_groups, yp, 1, 0);
+    AQI_LUT_SPECIALISE(accumulate, q, q, codes, stride, tab, len, n_groups, yp);
 }
 
 static inline void direct(const aq_quant *q, const float *x, float *y, int64_t p0, int64_t p1, const int wide)

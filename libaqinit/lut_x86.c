@@ -114,15 +114,7 @@ AQI_AVX2 AQI_INLINE void accumulate_avx2(const aq_quant *q, const void *codes, i
 AQI_AVX2 void aqi_lut_accumulate_avx2(const aq_quant *q, const void *codes, int64_t stride, const float *tab,
                                       int64_t len, int64_t n_groups, float *yp)
 {
-    const int wide = aqi_code_is_wide(q), go1 = q->go == 1;
-    if (!wide && go1)
-        accumulate_avx2(q, codes, stride, tab, len, n_groups, yp, 0, 1);
-    else if (!wide)
-        accumulate_avx2(q, codes, stride, tab, len, n_groups, yp, 0, 0);
-    else if (go1)
-        accumulate_avx2(q, codes, stride, tab, len, n_groups, yp, 1, 1);
-    else
-        accumulate_avx2(q, codes, stride, tab, len, n_groups, yp, 1, 0);
+    AQI_LUT_SPECIALISE(accumulate_avx2, q, q, codes, stride, tab, len, n_groups, yp);
 }
 
 /* Columns of the 8 × 8 block r[0..8): c[a][l] = r[l][a]. */
@@ -350,15 +342,7 @@ AQI_AVX512 AQI_INLINE void accumulate_avx512(const aq_quant *q, const void *code
 AQI_AVX512 void aqi_lut_accumulate_avx512(const aq_quant *q, const void *codes, int64_t stride, const float *tab,
                                           int64_t len, int64_t n_groups, float *yp)
 {
-    const int wide = aqi_code_is_wide(q), go1 = q->go == 1;
-    if (!wide && go1)
-        accumulate_avx512(q, codes, stride, tab, len, n_groups, yp, 0, 1);
-    else if (!wide)
-        accumulate_avx512(q, codes, stride, tab, len, n_groups, yp, 0, 0);
-    else if (go1)
-        accumulate_avx512(q, codes, stride, tab, len, n_groups, yp, 1, 1);
-    else
-        accumulate_avx512(q, codes, stride, tab, len, n_groups, yp, 1, 0);
+    AQI_LUT_SPECIALISE(accumulate_avx512, q, q, codes, stride, tab, len, n_groups, yp);
 }
 
 #else
