@@ -3,7 +3,7 @@
 
     bench/model_ppl.py [--build build] [--data ../shared/bench] [--windows 200] [--threads 2]
                        [--formats 1x8g4,2x8g8,3x8g8] [--beams 1,8] [--calib-windows 128]
-                       [--em-damping 1.0[,0.01...]] [--out docs/results.md] [--cache runs.jsonl]
+                       [--em-damping 1.0[,0.01...]] [--out docs/results.md] [--cache runs.jsonl [--cached-only]]
 
 Runs build/examples/llama-quantize for every (format, method, beam) on the benchmark model
 (calibration: --calib-windows windows of calib.tok.bin; OA-EM with AQ_OPT_EM_DAMPING =
@@ -29,6 +29,8 @@ def run(binary, data, fmt, method, beam, damping, args):
     for row in load_cache(args.cache):
         if all(row.get(k) == v for k, v in key.items()):
             return row
+    if args.cached_only:
+        return None
     cmd = [binary, os.path.join(data, "model.bin"), os.path.join(data, "calib.tok.bin"),
            os.path.join(data, "wikitext2_test.tok.bin"), "--format", fmt, "--method", method, "--beam", str(beam),
            "--threads", str(args.threads), "--ppl-windows", str(args.windows), "--calib-windows",
@@ -64,6 +66,7 @@ def main():
     ap.add_argument("--beams", default="1,8")
     ap.add_argument("--out", default=os.path.join("docs", "results.md"))
     ap.add_argument("--cache", default="", help="JSON-lines file of finished runs, reused and appended")
+    ap.add_argument("--cached-only", action="store_true", help="only tabulate the rows found in --cache")
     args = ap.parse_args()
     binary = os.path.join(args.build, "examples", "llama-quantize")
     rows = []
@@ -71,8 +74,10 @@ def main():
     for fmt in args.formats.split(","):
         for beam in [int(b) for b in args.beams.split(",")]:
             for method, damping in [("greedy", None)] + [("oaem", d) for d in dampings]:
-                rows.append(run(binary, args.data, fmt, method, beam, damping, args))
-                r = rows[-1]
+                r = run(binary, args.data, fmt, method, beam, damping, args)
+                if r is None:
+                    continue
+                rows.append(r)
                 print(f"  -> {fmt} {method} beam {beam}: ppl {r['ppl_quantized']:.3f} ({r['seconds']:.0f} s)",
                       file=sys.stderr, flush=True)
     fp32 = rows[0]["ppl_fp32"]
