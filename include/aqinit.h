@@ -170,7 +170,7 @@ typedef struct aq_options aq_options;
 #define AQ_OPT_EM_SEEDING               110 /**< int: AQ_EM_SEED_KMEANS (default), AQ_EM_SEED_RANDOM_ROWS, AQ_EM_SEED_KMEANSPP */
 #define AQ_OPT_EM_MAX_ROUNDS            111 /**< int: OA-EM rounds per codebook, default 10, >= 0 */
 #define AQ_OPT_EM_TOL                   112 /**< double: stop when the relative decrease < tol, default 1e-4 */
-#define AQ_OPT_EM_DAMPING               113 /**< double: λ of H_j + λ·mean(diag H)·I, default 0.01 */
+#define AQ_OPT_EM_DAMPING               113 /**< double: λ of H_j + λ·mean(diag H)·I, default 0.01 (the reference); before aq_optimize at low ρ, 1 ends lower (docs/algorithms.md) */
 #define AQ_OPT_EM_SCALE_WEIGHTING       114 /**< int: 1 (default) weights tile (p,j) by s_p², 0 as the reference */
 #define AQ_OPT_EM_MSTEP                 115 /**< int: AQ_MSTEP_EXACT (default) or AQ_MSTEP_ADAM */
 #define AQ_OPT_EM_ADAM_STEPS            116 /**< int: Adam steps per M-step, default 100 (reference) */
