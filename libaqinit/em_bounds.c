@@ -92,8 +92,8 @@ typedef struct bounds_job {
     int guard, full;
     int64_t k_max;          /* centroid that moved most */
     double drift_max, drift_second; /* largest and second-largest δ_k */
-    double score_slack;     /* per unit of (‖r‖² + max_k ‖c_k‖²): rounding bound of a float score */
-    double table_max;       /* max_k ‖c_k‖² */
+    double score_slack;     /* per unit of (‖r‖² + 2 max_k ‖c_k‖²): rounding bound of a float score */
+    double two_cc_max;      /* 2 max_k ‖c_k‖² */
 } bounds_job;
 
 /* Scan the batch idx[0..n) with the top-2 kernel and update codes and bounds. */
@@ -109,7 +109,7 @@ static int64_t scan_batch(const bounds_job *job, const int64_t *idx, int64_t n)
         const int64_t i = idx[s];
         const float *r = job->R + i * D;
         const int32_t current = job->codes[i], proposed = code[s];
-        const double rr = squared_norm(r, D), slack = job->score_slack * (rr + job->table_max);
+        const double rr = squared_norm(r, D), slack = job->score_slack * (rr + job->two_cc_max);
         double runner_up = (double)second[s]; /* score of the best centroid other than the result */
         int32_t result = current;
         if (proposed != current) {
@@ -197,10 +197,9 @@ int aqi_em_estep_bounded(aqi_em_work *w, const float *R, const float *C, int32_t
     int st;
     /* a float score t − 2 Σ_d q_d c_d carries at most ~(D + 2)·u_f·(‖r‖² + 2‖c‖²) of rounding */
     job.score_slack = (double)(D + 4) * 2.0 * (double)FLT_EPSILON;
-    for (int64_t k = 0; k < w->K; k++)
-        if ((double)w->tables[k] > job.table_max)
-            job.table_max = (double)w->tables[k];
-    job.table_max *= 2.0;
+    for (int64_t k = 0; k < w->K; k++) /* tables[k] = ‖c_k‖² */
+        if (2.0 * (double)w->tables[k] > job.two_cc_max)
+            job.two_cc_max = 2.0 * (double)w->tables[k];
     if (!job.full)
         centroid_drift(&job);
     memset(w->changed, 0, sizeof(int64_t) * (size_t)w->n_workers);

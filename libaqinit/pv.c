@@ -75,6 +75,21 @@ typedef struct vstep_job {
     int n_workers;
 } vstep_job;
 
+/* out = A v for one tile row (g values), or v when A is NULL (the weight-space metric). */
+static void apply_block(const double *A, const double *v, double *out, int64_t g)
+{
+    for (int64_t a = 0; a < g; a++) {
+        double r = 0.0;
+        if (!A) {
+            out[a] = v[a];
+            continue;
+        }
+        for (int64_t e = 0; e < g; e++)
+            r += A[a * g + e] * v[e];
+        out[a] = r;
+    }
+}
+
 static double tile_distance(const aq_quant *q, const float *target, int64_t ld, const double *A, int64_t p,
                             int64_t j, const uint32_t *b)
 {
@@ -91,13 +106,12 @@ static double tile_distance(const aq_quant *q, const float *target, int64_t ld, 
             if (!A)
                 d += e[a] * e[a];
         }
-        if (A)
-            for (int64_t a = 0; a < g; a++) {
-                double r = 0.0;
-                for (int64_t c = 0; c < g; c++)
-                    r += A[a * g + c] * e[c];
-                d += e[a] * r;
-            }
+        if (A) {
+            double Ae[256];
+            apply_block(A, e, Ae, g);
+            for (int64_t a = 0; a < g; a++)
+                d += e[a] * Ae[a];
+        }
     }
     return d;
 }
@@ -115,20 +129,16 @@ static int vstep_range(void *arg, int64_t begin, int64_t end, int worker)
         if (job->start[j] == job->start[j + 1])
             continue;
         const double *A = job->blocks ? job->blocks + j * g * g : NULL;
-        for (int m = 0; m < q->M; m++) /* Q[m][k] = Σ_t c A cᵀ */
+        for (int m = 0; m < q->M; m++) /* Q[m][k] = Σ_t c A cᵀ (R, U as scratch) */
             for (int64_t k = 0; k < K; k++) {
                 const float *c = aqi_codeword(q, m, (uint32_t)k);
                 double v = 0.0;
+                for (int64_t x = 0; x < D; x++)
+                    R[x] = c[x];
                 for (int64_t t = 0; t < go; t++)
-                    for (int64_t a = 0; a < g; a++) {
-                        double r = 0.0;
-                        if (A)
-                            for (int64_t e = 0; e < g; e++)
-                                r += A[a * g + e] * c[t * g + e];
-                        else
-                            r = c[t * g + a];
-                        v += c[t * g + a] * r;
-                    }
+                    apply_block(A, R + t * g, U + t * g, g);
+                for (int64_t x = 0; x < D; x++)
+                    v += R[x] * U[x];
                 Q[m * K + k] = v;
             }
         for (int64_t n = job->start[j]; n < job->start[j + 1]; n++) {
@@ -150,15 +160,7 @@ static int vstep_range(void *arg, int64_t begin, int64_t end, int worker)
                     const float *T = job->target + (p * go + t) * job->ld + j * g;
                     for (int64_t a = 0; a < g; a++)
                         R[t * g + a] = T[a] - s * (w[t * g + a] - cur[t * g + a]);
-                    for (int64_t a = 0; a < g; a++) {
-                        double r = 0.0;
-                        if (A)
-                            for (int64_t e = 0; e < g; e++)
-                                r += A[a * g + e] * R[t * g + e];
-                        else
-                            r = R[t * g + a];
-                        U[t * g + a] = r;
-                    }
+                    apply_block(A, R + t * g, U + t * g, g);
                 }
                 uint32_t keep = b[m];
                 double best = 0.0;

@@ -33,7 +33,7 @@ typedef struct args {
     const char *model, *calib, *test, *format, *out;
     int method, beam, epochs, threads, calib_windows, ppl_windows, json;
     double max_ppl_ratio; /* > 0: exit 1 if quantized / fp32 perplexity exceeds it (tests) */
-    double em_damping;    /* AQ_OPT_EM_DAMPING for OA-EM (docs/algorithms.md: 1 ends lower after aq_optimize) */
+    double em_damping;    /* AQ_OPT_EM_DAMPING for OA-EM (docs/algorithms.md); < 0: the library's 0.01 */
     int generate;
     double temperature;
     const char *tokenizer;
