@@ -183,11 +183,14 @@ START_TEST(copies_validate_and_leave_unchanged)
 }
 END_TEST
 
-static char *temp_path(const char *tag)
+/* Each path gets its own buffer: a shared static one made two names alias (and one file leak). */
+typedef struct temp_path { char s[256]; } temp_path;
+
+static temp_path temp_path_for(const char *tag)
 {
-    static char buf[256];
-    snprintf(buf, sizeof buf, "/tmp/aqinit-test-%s-%ld.aqq", tag, (long)getpid());
-    return buf;
+    temp_path p;
+    snprintf(p.s, sizeof p.s, "/tmp/aqinit-test-%s-%ld.aqq", tag, (long)getpid());
+    return p;
 }
 
 static void write_bytes(const char *path, const unsigned char *b, size_t n)
@@ -235,7 +238,8 @@ START_TEST(save_load_round_trip_and_bad_files)
     aq_context *ctx = tu_context(1, 0);
     aq_format f;
     aq_quant *q, *r = NULL;
-    const char *path = temp_path("rt");
+    const temp_path rt_path = temp_path_for("rt");
+    const char *path = rt_path.s;
     aq_format_parse(&f, "2x9g2o2");
     ck_assert_int_eq(aq_quant_create(&q, ctx, &f, 8, 16), AQ_OK);
     randomize(q, 77);
@@ -256,7 +260,8 @@ START_TEST(save_load_round_trip_and_bad_files)
 
     size_t n;
     unsigned char *good = read_bytes(path, &n), *b = malloc(n);
-    const char *bad = temp_path("bad");
+    const temp_path bad_path = temp_path_for("bad");
+    const char *bad = bad_path.s;
     for (size_t len = 0; len < n; len += len < 128 ? 1 : 61) { /* truncations: every header length, then a stride */
         write_bytes(bad, good, len);
         r = (aq_quant *)good;
@@ -306,7 +311,8 @@ START_TEST(allocation_failures)
     aq_context *ctx = tu_failing_context(&fa);
     aq_format f;
     aq_quant *q = NULL, *c = NULL;
-    const char *path = temp_path("alloc");
+    const temp_path alloc_path = temp_path_for("alloc");
+    const char *path = alloc_path.s;
     const long base = fa.live;
     aq_format_parse(&f, "2x4g4");
     int st = AQ_ERR_NOMEM;
