@@ -76,23 +76,38 @@ typedef struct kernels {
 #  undef AQI_TARGET
 #endif
 
-/* 0: generic, 1: AVX2 + FMA, 2: AVX-512; chosen once, every thread computes the same value. */
+/* 0: generic, 1: AVX2 + FMA, 2: AVX-512: the best this CPU runs. */
+static int detect_isa(void)
+{
+    int v = 0;
+#ifdef AQI_ASSIGN_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+        v = 2;
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        v = 1;
+#endif
+    return v;
+}
+
+static int isa_in_use = -1; /* chosen once; every thread computes the same value */
+
 static int pick_isa(void)
 {
-    static int isa = -1;
-    int v = __atomic_load_n(&isa, __ATOMIC_RELAXED);
+    int v = __atomic_load_n(&isa_in_use, __ATOMIC_RELAXED);
     if (v < 0) {
-        v = 0;
-#ifdef AQI_ASSIGN_X86
-        __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512f"))
-            v = 2;
-        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-            v = 1;
-#endif
-        __atomic_store_n(&isa, v, __ATOMIC_RELAXED);
+        v = detect_isa();
+        __atomic_store_n(&isa_in_use, v, __ATOMIC_RELAXED);
     }
     return v;
+}
+
+int aqi_assign_kernel_level(int force)
+{
+    const int best = detect_isa();
+    if (force >= 0)
+        __atomic_store_n(&isa_in_use, force < best ? force : best, __ATOMIC_RELAXED);
+    return pick_isa();
 }
 
 static kernels pick_kernels(void)

@@ -89,7 +89,36 @@ INLINE void AQI_NAME(scan)(const float *const q[4], int nq, const float *CT, con
         bi[r] = (VI){0};
     }
     if (nq == 4) {
-        for (int64_t kb = 0; kb < Kp; kb += AQI_VL) {
+        int64_t kb = 0;
+        /* Two centroid vectors per step: each broadcast of q[r][d] feeds two FMAs, and eight
+         * independent accumulator chains cover the FMA latency. The sum over d keeps its order
+         * and the blocks are kept in index order, so the result equals one vector per step. */
+        for (; kb + 2 * AQI_VL <= Kp; kb += 2 * AQI_VL) {
+            VF s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, u0 = {0}, u1 = {0}, u2 = {0}, u3 = {0};
+            for (int64_t d = 0; d < D; d++) {
+                const VF c = AQI_NAME(load)(CT + d * Kp + kb), e = AQI_NAME(load)(CT + d * Kp + kb + AQI_VL);
+                const float q0 = q[0][d], q1 = q[1][d], q2 = q[2][d], q3 = q[3][d];
+                s0 += q0 * c;
+                u0 += q0 * e;
+                s1 += q1 * c;
+                u1 += q1 * e;
+                s2 += q2 * c;
+                u2 += q2 * e;
+                s3 += q3 * c;
+                u3 += q3 * e;
+            }
+            const VF t = AQI_NAME(load)(table + kb), tu = AQI_NAME(load)(table + kb + AQI_VL);
+            const VI idx = lane + (int32_t)kb, idu = idx + AQI_VL;
+            KEEP(0, t - 2.0f * s0, idx);
+            KEEP(0, tu - 2.0f * u0, idu);
+            KEEP(1, t - 2.0f * s1, idx);
+            KEEP(1, tu - 2.0f * u1, idu);
+            KEEP(2, t - 2.0f * s2, idx);
+            KEEP(2, tu - 2.0f * u2, idu);
+            KEEP(3, t - 2.0f * s3, idx);
+            KEEP(3, tu - 2.0f * u3, idu);
+        }
+        for (; kb < Kp; kb += AQI_VL) {
             VF t = AQI_NAME(load)(table + kb), s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
             for (int64_t d = 0; d < D; d++) {
                 VF c = AQI_NAME(load)(CT + d * Kp + kb);
@@ -123,9 +152,8 @@ INLINE void AQI_NAME(scan)(const float *const q[4], int nq, const float *CT, con
 }
 #undef KEEP
 
-AQI_TARGET static void AQI_NAME(argmin)(const float *Q, int64_t n, int64_t ldq, const float *CT,
-                                       const float *table, int64_t D, int64_t Kp, int32_t *codes,
-                                       int64_t code_stride, float *best)
+INLINE void AQI_NAME(argmin_d)(const float *Q, int64_t n, int64_t ldq, const float *CT, const float *table,
+                               int64_t D, int64_t Kp, int32_t *codes, int64_t code_stride, float *best)
 {
     for (int64_t i = 0; i < n; i += 4) {
         const int nq = n - i < 4 ? (int)(n - i) : 4;
@@ -142,9 +170,9 @@ AQI_TARGET static void AQI_NAME(argmin)(const float *Q, int64_t n, int64_t ldq, 
     }
 }
 
-AQI_TARGET static void AQI_NAME(top2)(const float *Q, const int64_t *index, int64_t n, int64_t ldq,
-                                     const float *CT, const float *table, int64_t D, int64_t Kp,
-                                     int32_t *codes, float *best, float *second)
+INLINE void AQI_NAME(top2_d)(const float *Q, const int64_t *index, int64_t n, int64_t ldq, const float *CT,
+                             const float *table, int64_t D, int64_t Kp, int32_t *codes, float *best,
+                             float *second)
 {
     for (int64_t i = 0; i < n; i += 4) {
         const int nq = n - i < 4 ? (int)(n - i) : 4;
@@ -154,6 +182,35 @@ AQI_TARGET static void AQI_NAME(top2)(const float *Q, const int64_t *index, int6
         AQI_NAME(scan)(q, nq, CT, table, D, Kp, codes + i, best + i, 1, second + i);
     }
 }
+
+/* The common tile sizes (g = 4, 8, 16 with g_o = 1) get their own copy with D a constant, so
+ * the loop over d unrolls into straight-line FMAs. */
+#define AQI_FOR_COMMON_D(call)                                                                    \
+    switch (D) {                                                                                  \
+    case 4: call(4); break;                                                                       \
+    case 8: call(8); break;                                                                       \
+    case 16: call(16); break;                                                                     \
+    default: call(D); break;                                                                      \
+    }
+
+AQI_TARGET static void AQI_NAME(argmin)(const float *Q, int64_t n, int64_t ldq, const float *CT,
+                                       const float *table, int64_t D, int64_t Kp, int32_t *codes,
+                                       int64_t code_stride, float *best)
+{
+#define AQI_CALL(Dc) AQI_NAME(argmin_d)(Q, n, ldq, CT, table, Dc, Kp, codes, code_stride, best)
+    AQI_FOR_COMMON_D(AQI_CALL)
+#undef AQI_CALL
+}
+
+AQI_TARGET static void AQI_NAME(top2)(const float *Q, const int64_t *index, int64_t n, int64_t ldq,
+                                     const float *CT, const float *table, int64_t D, int64_t Kp,
+                                     int32_t *codes, float *best, float *second)
+{
+#define AQI_CALL(Dc) AQI_NAME(top2_d)(Q, index, n, ldq, CT, table, Dc, Kp, codes, best, second)
+    AQI_FOR_COMMON_D(AQI_CALL)
+#undef AQI_CALL
+}
+#undef AQI_FOR_COMMON_D
 
 #undef VMIN
 #undef VMAX
