@@ -41,15 +41,29 @@ static double squared_norm(const float *r, int64_t D)
     return acc;
 }
 
-static float round_up(double v)
+/* The float one ulp away, by its bit pattern (inlined: nextafterf is a library call and these
+ * run once per point per round): up for 0 ≤ f < FLT_MAX, down for 0 < f ≤ +inf. */
+static float float_step(float f, int32_t ulps)
 {
-    return nextafterf((float)v, FLT_MAX);
+    int32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    bits += ulps;
+    memcpy(&f, &bits, sizeof f);
+    return f;
 }
 
+/* Smallest float ≥ v for v ≥ 0 (distances), +inf stays. */
+static float round_up(double v)
+{
+    const float f = (float)v;
+    return f < FLT_MAX ? float_step(f > 0.0f ? f : 0.0f, 1) : f;
+}
+
+/* A float ≤ v, ≥ 0. */
 static float round_down(double v)
 {
-    float f = (float)v;
-    return f > 0.0f ? nextafterf(f, 0.0f) : 0.0f;
+    const float f = (float)v;
+    return f > 0.0f ? float_step(f, -1) : 0.0f;
 }
 
 int aqi_em_bounds_init(aqi_em_work *w)
