@@ -22,12 +22,14 @@ BEGIN, END = "<!-- model_ppl:begin -->", "<!-- model_ppl:end -->"
 
 
 def run(binary, data, fmt, method, beam, damping, args):
+    # llama-quantize's defaults: seed 1, 10 epochs (rows written before those fields carry them implicitly)
     key = {"format": fmt, "method": method, "beam": beam, "calib_windows": args.calib_windows,
-           "ppl_windows": args.windows}
+           "ppl_windows": args.windows, "seed": 1, "epochs": 10}
+    implicit = {"seed": 1, "epochs": 10}
     if method == "oaem":
         key["em_damping"] = damping
     for row in load_cache(args.cache):
-        if all(row.get(k) == v for k, v in key.items()):
+        if all(row.get(k, implicit.get(k)) == v for k, v in key.items()):
             return row
     if args.cached_only:
         return None

@@ -342,10 +342,11 @@ int main(int argc, char **argv)
     const double mean_err = h.error_sum / llm_num_linears(h.model);
     if (a.json)
         printf("{\"version\": \"%s\", \"model\": \"%s\", \"format\": \"%s\", \"bpp\": %.4f, \"method\": \"%s\", "
-               "\"beam\": %d, \"em_damping\": %g, \"calib_windows\": %d, \"ppl_windows\": %d, \"ppl_fp32\": %.4f, \"ppl_quantized\": %.4f, "
-               "\"mean_layer_rel_error\": %.6g, \"seconds\": %.1f}\n",
+               "\"beam\": %d, \"epochs\": %d, \"seed\": %llu, \"em_damping\": %g, \"calib_windows\": %d, \"ppl_windows\": %d, "
+               "\"ppl_fp32\": %.4f, \"ppl_quantized\": %.4f, \"mean_layer_rel_error\": %.6g, \"seconds\": %.1f}\n",
                aq_version_string(), a.model, a.format, bpp, a.method == AQ_INIT_OA_EM ? "oaem" : "greedy", a.beam,
-               em_damping, a.calib_windows, a.ppl_windows, exp(nll_fp32), exp(nll_q), mean_err, quant_seconds);
+               a.epochs, (unsigned long long)a.seed, em_damping, a.calib_windows, a.ppl_windows, exp(nll_fp32), exp(nll_q),
+               mean_err, quant_seconds);
     else
         printf("%s %s beam %d: %.3f bits/param, perplexity fp32 %.3f -> quantized %.3f, mean layer error %.5f, "
                "%.1f s\n", a.format, a.method == AQ_INIT_OA_EM ? "oaem" : "greedy", a.beam, bpp, exp(nll_fp32),
