@@ -2,18 +2,22 @@
 """Whole-model perplexity table: fp32 vs GREEDY vs OA-EM at several formats and beam widths.
 
     bench/model_ppl.py [--build build] [--data ../shared/bench] [--windows 200] [--threads 2]
-                       [--formats 1x8g4,2x8g8,3x8g8] [--beams 1,8] [--calib-windows 128]
-                       [--em-damping 1.0[,0.01...]] [--out docs/results.md] [--cache runs.jsonl [--cached-only]]
+                       [--formats 1x8g4,2x8g8,3x8g8] [--beams 1,8] [--epochs 10[,0...]] [--seeds 1[,2...]]
+                       [--calib-windows 128] [--em-damping 1.0[,0.01...]] [--out docs/results.md]
+                       [--cache runs.jsonl [--cached-only]]
 
-Runs build/examples/llama-quantize for every (format, method, beam) on the benchmark model
+Runs build/examples/llama-quantize for every (format, beam, epochs, method, seed) on the benchmark model
 (calibration: --calib-windows windows of calib.tok.bin; OA-EM with AQ_OPT_EM_DAMPING =
 each --em-damping value (a comma list gives one OA-EM row per value); perplexity: the protocol of ../shared/bench/README.md on the first --windows
 windows of wikitext2_test.tok.bin, 0 = all) and writes the Markdown table into --out between
-the markers <!-- model_ppl:begin --> and <!-- model_ppl:end --> (the rest of the file is kept).
-Standard library only."""
+the markers <!-- model_ppl:begin --> and <!-- model_ppl:end --> (the rest of the file is kept):
+one row per (format, beam, epochs, method) with the perplexity of each seed and their mean, then
+the paired OA-EM − GREEDY differences per seed (the seed changes both initialisations, so a
+difference is only meaningful against the seed-to-seed spread). Standard library only."""
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -21,10 +25,10 @@ import sys
 BEGIN, END = "<!-- model_ppl:begin -->", "<!-- model_ppl:end -->"
 
 
-def run(binary, data, fmt, method, beam, damping, args):
+def run(binary, data, fmt, method, beam, damping, seed, epochs, args):
     # llama-quantize's defaults: seed 1, 10 epochs (rows written before those fields carry them implicitly)
     key = {"format": fmt, "method": method, "beam": beam, "calib_windows": args.calib_windows,
-           "ppl_windows": args.windows, "seed": 1, "epochs": 10}
+           "ppl_windows": args.windows, "seed": seed, "epochs": epochs}
     implicit = {"seed": 1, "epochs": 10}
     if method == "oaem":
         key["em_damping"] = damping
@@ -36,7 +40,7 @@ def run(binary, data, fmt, method, beam, damping, args):
     cmd = [binary, os.path.join(data, "model.bin"), os.path.join(data, "calib.tok.bin"),
            os.path.join(data, "wikitext2_test.tok.bin"), "--format", fmt, "--method", method, "--beam", str(beam),
            "--threads", str(args.threads), "--ppl-windows", str(args.windows), "--calib-windows",
-           str(args.calib_windows), "--json"]
+           str(args.calib_windows), "--seed", str(seed), "--epochs", str(epochs), "--json"]
     if method == "oaem":
         cmd += ["--em-damping", str(damping)]
     print(" ".join(cmd), file=sys.stderr, flush=True)
@@ -66,40 +70,68 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--formats", default="1x8g4,2x8g8,3x8g8")
     ap.add_argument("--beams", default="1,8")
+    ap.add_argument("--epochs", default="10", help="aq_optimize epochs, comma-separated (0 = initialisation only)")
+    ap.add_argument("--seeds", default="1", help="seeds, comma-separated")
     ap.add_argument("--out", default=os.path.join("docs", "results.md"))
     ap.add_argument("--cache", default="", help="JSON-lines file of finished runs, reused and appended")
     ap.add_argument("--cached-only", action="store_true", help="only tabulate the rows found in --cache")
     args = ap.parse_args()
     binary = os.path.join(args.build, "examples", "llama-quantize")
-    rows = []
     dampings = [float(d) for d in args.em_damping.split(",")]
+    seeds = [int(x) for x in args.seeds.split(",")]
+    groups, rows = [], []  # groups: (format, beam, epochs, method, damping, [rows by seed])
     for fmt in args.formats.split(","):
         for beam in [int(b) for b in args.beams.split(",")]:
-            for method, damping in [("greedy", None)] + [("oaem", d) for d in dampings]:
-                r = run(binary, args.data, fmt, method, beam, damping, args)
-                if r is None:
-                    continue
-                rows.append(r)
-                print(f"  -> {fmt} {method} beam {beam}: ppl {r['ppl_quantized']:.3f} ({r['seconds']:.0f} s)",
-                      file=sys.stderr, flush=True)
+            for epochs in [int(e) for e in args.epochs.split(",")]:
+                for method, damping in [("greedy", None)] + [("oaem", d) for d in dampings]:
+                    by_seed = []
+                    for seed in seeds:
+                        r = run(binary, args.data, fmt, method, beam, damping, seed, epochs, args)
+                        if r is None:
+                            continue
+                        by_seed.append(r)
+                        rows.append(r)
+                        print(f"  -> {fmt} beam {beam} epochs {epochs} {method} seed {seed}: "
+                              f"ppl {r['ppl_quantized']:.3f} ({r['seconds']:.0f} s)", file=sys.stderr, flush=True)
+                    if by_seed:
+                        groups.append((fmt, beam, epochs, method, damping, by_seed))
+    if not rows:
+        sys.exit("no runs (with --cached-only: none of the requested rows is in --cache)")
     fp32 = rows[0]["ppl_fp32"]
     scope = "all windows" if args.windows == 0 else f"first {args.windows} windows"
     lines = [
         BEGIN,
         f"Generated by `bench/model_ppl.py` (libaqinit {rows[0]['version']}): calibration {args.calib_windows} "
         f"windows × 256 tokens of `calib.tok.bin`, perplexity on the {scope} "
-        "of WikiText-2 test.",
+        "of WikiText-2 test; seeds " + ", ".join(map(str, seeds)) + " where run.",
         "",
         f"fp32 perplexity: **{fp32:.3f}**",
         "",
-        "| format | bits/param | method | OA-EM λ | beam | perplexity | mean layer rel. error | quantization time (s) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| format | bits/param | beam | epochs | method | OA-EM λ | perplexity per seed | mean | mean layer rel. error | quantization time (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
-        oaem = r["method"] == "oaem"
-        lines.append(f"| {r['format']} | {r['bpp']:.3f} | {'OA-EM' if oaem else 'GREEDY'} | "
-                     f"{format(r['em_damping'], 'g') if oaem else ''} | {r['beam']} "
-                     f"| {r['ppl_quantized']:.3f} | {r['mean_layer_rel_error']:.5f} | {r['seconds']:.0f} |")
+    for fmt, beam, epochs, method, damping, by_seed in groups:
+        oaem = method == "oaem"
+        ppl = [r["ppl_quantized"] for r in by_seed]
+        err = statistics.mean(r["mean_layer_rel_error"] for r in by_seed)
+        secs = statistics.mean(r["seconds"] for r in by_seed)
+        lines.append(f"| {fmt} | {by_seed[0]['bpp']:.3f} | {beam} | {epochs} | {'OA-EM' if oaem else 'GREEDY'} | "
+                     f"{format(damping, 'g') if oaem else ''} | {' / '.join(f'{p:.3f}' for p in ppl)} | "
+                     f"{statistics.mean(ppl):.3f} | {err:.5f} | {secs:.0f} |")
+    lines += ["", "Paired by seed, OA-EM (first λ) against GREEDY: perplexity difference in %, negative = OA-EM lower.",
+              "", "| format | beam | epochs | seeds | OA-EM − GREEDY per seed (%) | mean (%) | OA-EM lower on |",
+              "|---|---|---|---|---|---|---|"]
+    for fmt, beam, epochs, method, damping, by_seed in groups:
+        if method != "oaem" or damping != dampings[0]:
+            continue
+        base = next((g[5] for g in groups if g[:4] == (fmt, beam, epochs, "greedy")), [])
+        greedy = {r.get("seed", 1): r["ppl_quantized"] for r in base}
+        pairs = [(100.0 * (r["ppl_quantized"] / greedy[r.get("seed", 1)] - 1.0)) for r in by_seed
+                 if r.get("seed", 1) in greedy]
+        if not pairs:
+            continue
+        lines.append(f"| {fmt} | {beam} | {epochs} | {len(pairs)} | {' / '.join(f'{d:+.2f}' for d in pairs)} | "
+                     f"{statistics.mean(pairs):+.2f} | {sum(d < 0 for d in pairs)} of {len(pairs)} |")
     total = sum(r["seconds"] for r in rows) / 60
     lines += ["", f"Machine: 2 cores shared with other jobs (times up to several × slower than alone); "
               f"quantization {total:.0f} min in all.", END]
