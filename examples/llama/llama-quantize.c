@@ -3,7 +3,7 @@
  *
  *   llama-quantize MODEL CALIB TEST [--format 2x8g8] [--method greedy|oaem] [--beam 1]
  *                  [--epochs 10] [--threads 0] [--seed 1] [--calib-windows 128] [--em-damping 1]
- *                  [--ppl-windows 40] [--out DIR] [--json] [--max-ppl-ratio R]
+ *                  [--ppl-windows 40] [--heldout-windows 0] [--out DIR] [--json] [--max-ppl-ratio R]
  *                  [--generate N [--tokenizer tokenizer.bin] [--temperature 0.8]]
  *
  * The host side of the pipeline lives here: the model and its forward pass (examples/common),
@@ -13,7 +13,10 @@
  * ../shared/bench/README.md on the first --ppl-windows windows of TEST (0 = all). One progress
  * line per layer goes to stderr; --json prints one JSON object on stdout. --generate N then
  * writes N tokens of text sampled from the quantized model, every linear layer computed from
- * the codes by aq_quant_matvec (the LUT kernels), with a key/value cache. */
+ * the codes by aq_quant_matvec (the LUT kernels), with a key/value cache. --heldout-windows N
+ * then measures each layer's relative output error under Hessians of text it was not fitted to:
+ * the N calibration windows after the --calib-windows used, and the N test windows after the
+ * --ppl-windows scored (an overfitting and distribution-shift check). */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -31,7 +34,7 @@
 
 typedef struct args {
     const char *model, *calib, *test, *format, *out;
-    int method, beam, epochs, threads, calib_windows, ppl_windows, json;
+    int method, beam, epochs, threads, calib_windows, ppl_windows, heldout_windows, check_heldout, json;
     double max_ppl_ratio; /* > 0: exit 1 if quantized / fp32 perplexity exceeds it (tests) */
     double em_damping;    /* AQ_OPT_EM_DAMPING for OA-EM (docs/algorithms.md); < 0: the library's 0.01 */
     int generate;
@@ -132,11 +135,55 @@ static int cb_put_result(int32_t k, const aq_quant *q, const aq_layer_report *r,
     return 0;
 }
 
+/* Mean relative output error tr(ΔW H ΔWᵀ)/tr(W H Wᵀ) of the finished layers (ΔW against the
+ * fp32 weights of @p fp32) under the Hessians of @p windows windows of @p tokens starting at
+ * window @p first, run through the quantized model. Layer k's input depends on layers < k only,
+ * so this is the training objective of each layer measured on other text. −1 if the windows
+ * are not there; 1 (with a message) on failure. */
+static int heldout_error(host *h, llm_model *fp32, const uint16_t *tokens, size_t n_tokens, int first,
+                         int windows, const char *what, double *mean)
+{
+    const size_t seq = (size_t)llm_get_config(h->model)->seq_len, skip = (size_t)first * seq;
+    aq_hessian *H = NULL;
+    double sum = 0.0;
+    int have = -1;
+    *mean = -1.0;
+    if (windows <= 0 || n_tokens < skip + (size_t)windows * seq) {
+        fprintf(stderr, "held-out %s: fewer than %d windows after window %d, skipped\n", what, windows, first);
+        return 0;
+    }
+    for (int k = 0; k < llm_num_linears(h->model); k++) {
+        int rows, cols;
+        double e;
+        llm_linear_info(h->model, k, NULL, &rows, &cols);
+        if (have != input_group(k)) {
+            aq_hessian_free(H);
+            H = NULL;
+            if (aq_hessian_create(&H, h->ctx, cols) != AQ_OK
+                || llm_calibrate(h->model, tokens + skip, n_tokens - skip, windows, k, H) != AQ_OK)
+                goto fail;
+            have = input_group(k);
+        }
+        if (aq_quant_output_error(&e, h->quants[k], llm_linear_weight(fp32, k), cols, H) != AQ_OK)
+            goto fail;
+        sum += e;
+    }
+    aq_hessian_free(H);
+    *mean = sum / llm_num_linears(h->model);
+    fprintf(stderr, "held-out %s (%d windows from window %d): mean layer rel. error %.5f\n", what, windows, first,
+            *mean);
+    return 0;
+fail:
+    fprintf(stderr, "llama-quantize: held-out %s error: %s\n", what, aq_context_last_error(h->ctx));
+    aq_hessian_free(H);
+    return 1;
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: llama-quantize MODEL CALIB TEST [--format 2x8g8] [--method greedy|oaem] [--beam 1]\n"
                     "       [--epochs 10] [--threads 0] [--seed 1] [--calib-windows 128] [--em-damping 1]\n"
-                    "       [--ppl-windows 40]\n"
+                    "       [--ppl-windows 40] [--heldout-windows 0]\n"
                     "       [--out DIR] [--json] [--max-ppl-ratio R]\n"
                     "       [--generate N [--tokenizer tokenizer.bin] [--temperature 0.8]]\n");
 }
@@ -155,6 +202,10 @@ static int parse(args *a, int argc, char **argv)
             a->json = 1;
             continue;
         }
+        if (!strcmp(o, "--check-heldout")) { /* tests: the held-out path on the training windows */
+            a->check_heldout = 1;
+            continue;
+        }
         if (!v)
             return -1;
         i++;
@@ -169,6 +220,7 @@ static int parse(args *a, int argc, char **argv)
         else if (!strcmp(o, "--calib-windows")) a->calib_windows = atoi(v);
         else if (!strcmp(o, "--em-damping")) a->em_damping = atof(v);
         else if (!strcmp(o, "--ppl-windows")) a->ppl_windows = atoi(v);
+        else if (!strcmp(o, "--heldout-windows")) a->heldout_windows = atoi(v);
         else if (!strcmp(o, "--out")) a->out = v;
         else if (!strcmp(o, "--max-ppl-ratio")) a->max_ppl_ratio = atof(v);
         else if (!strcmp(o, "--generate")) a->generate = atoi(v);
@@ -340,13 +392,41 @@ int main(int argc, char **argv)
         write_manifest(&a, h.model, bpp);
     llm_perplexity(h.model, test, n_test, a.ppl_windows, &nll_q, &n_pred);
     const double mean_err = h.error_sum / llm_num_linears(h.model);
+    double heldout_calib = -1.0, heldout_test = -1.0;
+    if (a.heldout_windows > 0) {
+        llm_model *fp32 = NULL;
+        if (llm_load(&fp32, a.model, err, sizeof err) != 0) {
+            fprintf(stderr, "llama-quantize: %s\n", err);
+            st = AQ_ERR_IO;
+            goto fail;
+        }
+        rc = heldout_error(&h, fp32, calib, n_calib, a.calib_windows, a.heldout_windows, "calibration text",
+                           &heldout_calib)
+             || (a.ppl_windows > 0 && heldout_error(&h, fp32, test, n_test, a.ppl_windows, a.heldout_windows,
+                                                    "test text", &heldout_test));
+        /* --check-heldout: the same measurement on the calibration windows themselves must give
+         * the pipeline's own mean error (the layer objective it minimised) */
+        double train = -1.0;
+        if (!rc && a.check_heldout
+            && !(rc = heldout_error(&h, fp32, calib, n_calib, 0, a.calib_windows, "training text", &train))
+            && !(fabs(train - mean_err) <= 1e-4 * mean_err)) {
+            fprintf(stderr, "llama-quantize: training error re-measured %.7g, pipeline %.7g\n", train, mean_err);
+            rc = 1;
+        }
+        llm_free(fp32);
+        if (rc) {
+            st = AQ_ERR_CALLBACK;
+            goto fail;
+        }
+    }
     if (a.json)
         printf("{\"version\": \"%s\", \"model\": \"%s\", \"format\": \"%s\", \"bpp\": %.4f, \"method\": \"%s\", "
                "\"beam\": %d, \"epochs\": %d, \"seed\": %llu, \"em_damping\": %g, \"calib_windows\": %d, \"ppl_windows\": %d, "
-               "\"ppl_fp32\": %.4f, \"ppl_quantized\": %.4f, \"mean_layer_rel_error\": %.6g, \"seconds\": %.1f}\n",
+               "\"ppl_fp32\": %.4f, \"ppl_quantized\": %.4f, \"mean_layer_rel_error\": %.6g, \"heldout_windows\": %d, "
+               "\"heldout_calib_rel_error\": %.6g, \"heldout_test_rel_error\": %.6g, \"seconds\": %.1f}\n",
                aq_version_string(), a.model, a.format, bpp, a.method == AQ_INIT_OA_EM ? "oaem" : "greedy", a.beam,
                a.epochs, (unsigned long long)a.seed, em_damping, a.calib_windows, a.ppl_windows, exp(nll_fp32), exp(nll_q),
-               mean_err, quant_seconds);
+               mean_err, a.heldout_windows, heldout_calib, heldout_test, quant_seconds);
     else
         printf("%s %s beam %d: %.3f bits/param, perplexity fp32 %.3f -> quantized %.3f, mean layer error %.5f, "
                "%.1f s\n", a.format, a.method == AQ_INIT_OA_EM ? "oaem" : "greedy", a.beam, bpp, exp(nll_fp32),
