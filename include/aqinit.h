@@ -185,6 +185,7 @@ typedef struct aq_options aq_options;
 #define AQ_OPT_UPDATE_SCALES            214 /**< int: 1 (default) re-fits the scales in closed form after each codebook update */
 #define AQ_OPT_MAX_EPOCHS               220 /**< int: epochs of {codebook/scale update, beam pass} in aq_optimize, default 10 */
 #define AQ_OPT_REL_TOL                  221 /**< double: aq_optimize stops when an epoch improves L by less than this fraction, default 0.01 */
+#define AQ_OPT_HESSIAN_DAMPING          222 /**< double: λ ≥ 0: aq_beam_search, aq_update_codebooks and aq_optimize minimise L with H + λ·mean(diag H)·I (a ridge toward the plain weight error, against fitting the calibration text too closely), default 0 */
 #define AQ_OPT_VSTEP_MAX_FRACTION       230 /**< double: aq_vstep revisits at most this fraction of the tiles, default 0.01, in (0, 1] */
 #define AQ_OPT_VSTEP_SELECTION          231 /**< int: AQ_VSTEP_LARGEST (default), AQ_VSTEP_SAMPLED or AQ_VSTEP_GAIN */
 #define AQ_OPT_VSTEP_TRUST_RATIO        232 /**< double: > 0 rejects a tile change larger than this times the tile's norm, default 0 (off) */

@@ -191,10 +191,10 @@ static int check_blocks(aq_context *ctx, const char *fn, const double *hd, int64
     return AQ_OK;
 }
 
-/* H as float, cols × cols (the undamped matrix of the handle), its diagonal blocks of the
- * quant's input group size checked. */
+/* H + λ·mean(diag H)·I as float, cols × cols (λ = AQ_OPT_HESSIAN_DAMPING, 0 = the matrix of the
+ * handle), its diagonal blocks of the quant's input group size checked. */
 static int float_hessian(aq_context *ctx, const char *fn, const aq_hessian *H, int64_t ncols, int32_t g,
-                         float **out)
+                         double damping, float **out)
 {
     size_t n = (size_t)ncols * (size_t)ncols;
     double *hd = aqi_alloc(ctx, n * sizeof(double));
@@ -207,7 +207,7 @@ static int float_hessian(aq_context *ctx, const char *fn, const aq_hessian *H, i
         aqi_free(ctx, blk);
         return AQ_ERR_NOMEM;
     }
-    st = aq_hessian_copy_matrix(H, hd, ncols, 0.0);
+    st = aq_hessian_copy_matrix(H, hd, ncols, damping);
     if (st)
         st = aqi_fail(ctx, st, "%s: copying H failed (%s)", fn, aq_strerror(st));
     else
@@ -249,7 +249,7 @@ static int session_open(session *s, aq_context *ctx, const char *fn, aq_quant *q
         s->v = options->v;
     else
         aqi_options_defaults(&s->v);
-    st = float_hessian(ctx, fn, H, quant->cols, quant->g, &s->H);
+    st = float_hessian(ctx, fn, H, quant->cols, quant->g, s->v.hessian_damping, &s->H);
     if (st)
         return st;
     st = aqi_opt_quant_dup(ctx, &s->work, quant);

@@ -41,6 +41,7 @@ static const option_desc option_table[] = {
     {AQ_OPT_UPDATE_SCALES, "AQ_OPT_UPDATE_SCALES", OPT_INT, 0, 1, 1, F(update_scales)},
     {AQ_OPT_MAX_EPOCHS, "AQ_OPT_MAX_EPOCHS", OPT_INT, 0, 1e6, 10, F(max_epochs)},
     {AQ_OPT_REL_TOL, "AQ_OPT_REL_TOL", OPT_DOUBLE, 0, 1, 0.01, F(rel_tol)},
+    {AQ_OPT_HESSIAN_DAMPING, "AQ_OPT_HESSIAN_DAMPING", OPT_DOUBLE, 0, 1e6, 0, F(hessian_damping)},
     {AQ_OPT_VSTEP_MAX_FRACTION, "AQ_OPT_VSTEP_MAX_FRACTION", OPT_DOUBLE, 1e-12, 1, 0.01, F(vstep_max_fraction)},
     {AQ_OPT_VSTEP_SELECTION, "AQ_OPT_VSTEP_SELECTION", OPT_INT, 0, 2, AQ_VSTEP_LARGEST, F(vstep_selection)},
     {AQ_OPT_VSTEP_TRUST_RATIO, "AQ_OPT_VSTEP_TRUST_RATIO", OPT_DOUBLE, 0, 1e6, 0, F(vstep_trust_ratio)},

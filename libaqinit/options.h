@@ -27,6 +27,7 @@ typedef struct aqi_options_values {
     int64_t update_scales;
     int64_t max_epochs;
     double rel_tol;
+    double hessian_damping;
     double vstep_max_fraction;
     int64_t vstep_selection;
     double vstep_trust_ratio;

@@ -887,6 +887,54 @@ START_TEST(optimize_decreases_loss_and_reports)
 }
 END_TEST
 
+/* AQ_OPT_HESSIAN_DAMPING λ: the same result as the undamped optimiser on the handle of
+ * H + λ·mean(diag H)·I, and a different one from λ = 0; out-of-range values are refused. */
+START_TEST(optimize_hessian_damping_is_a_ridge)
+{
+    const double lambda = 0.5;
+    problem pb = make_problem("2x4g4", 16, 32, 801, 2);
+    aq_options *damped = options_with(pb.ctx, AQ_OPT_MAX_EPOCHS, 3, AQ_OPT_BEAM_WIDTH, 2);
+    aq_options *plain = options_with(pb.ctx, AQ_OPT_MAX_EPOCHS, 3, AQ_OPT_BEAM_WIDTH, 2);
+    double *Hl = malloc(sizeof(double) * (size_t)(pb.cols * pb.cols)), v = -1.0;
+    aq_hessian *H_ridge = NULL;
+    aq_quant *q_ridge = NULL, *q_plain = NULL;
+    ck_assert_int_eq(aq_options_set_double(damped, AQ_OPT_HESSIAN_DAMPING, lambda), AQ_OK);
+    ck_assert_int_eq(aq_options_get_double(&v, damped, AQ_OPT_HESSIAN_DAMPING), AQ_OK);
+    ck_assert(v == lambda);
+    ck_assert_int_ne(aq_options_set_double(damped, AQ_OPT_HESSIAN_DAMPING, -0.1), AQ_OK);
+    ck_assert_int_ne(aq_options_set_double(damped, AQ_OPT_HESSIAN_DAMPING, NAN), AQ_OK);
+    ck_assert_int_eq(aq_options_get_double(&v, damped, AQ_OPT_HESSIAN_DAMPING), AQ_OK);
+    ck_assert(v == lambda); /* refused values leave the option as it was */
+    /* H + λ·mean(diag H)·I built independently from the dense matrix */
+    double mean = 0.0;
+    for (int64_t i = 0; i < pb.cols; i++)
+        mean += pb.Hd[i * pb.cols + i];
+    mean /= (double)pb.cols;
+    for (int64_t i = 0; i < pb.cols * pb.cols; i++)
+        Hl[i] = pb.Hd[i];
+    for (int64_t i = 0; i < pb.cols; i++)
+        Hl[i * pb.cols + i] += lambda * mean;
+    ck_assert_int_eq(aq_hessian_create_from_matrix(&H_ridge, pb.ctx, Hl, pb.cols, pb.cols, 1000), AQ_OK);
+    ck_assert_int_eq(aq_quant_clone(&q_ridge, pb.q), AQ_OK);
+    ck_assert_int_eq(aq_quant_clone(&q_plain, pb.q), AQ_OK);
+    ck_assert_int_eq(aq_optimize(pb.ctx, pb.q, pb.W, pb.cols, pb.H, damped), AQ_OK);
+    ck_assert_int_eq(aq_optimize(pb.ctx, q_ridge, pb.W, pb.cols, H_ridge, plain), AQ_OK);
+    ck_assert_int_eq(aq_optimize(pb.ctx, q_plain, pb.W, pb.cols, pb.H, plain), AQ_OK);
+    snapshot s = take_snapshot(q_ridge), s_plain = take_snapshot(q_plain);
+    ck_assert(snapshot_equal(&s, pb.q));
+    ck_assert(!snapshot_equal(&s_plain, pb.q));
+    free_snapshot(&s);
+    free_snapshot(&s_plain);
+    aq_quant_free(q_ridge);
+    aq_quant_free(q_plain);
+    aq_hessian_free(H_ridge);
+    free(Hl);
+    aq_options_free(damped);
+    aq_options_free(plain);
+    free_problem(&pb);
+}
+END_TEST
+
 START_TEST(optimize_cancel_leaves_quant_unchanged)
 {
     for (int cancel_at = 0; cancel_at < 3; cancel_at++) {
@@ -1194,6 +1242,7 @@ static Suite *beam_suite(void)
     tcase_set_timeout(to, 240);
     tcase_add_test(to, optimize_decreases_loss_and_reports);
     tcase_add_test(to, optimize_cancel_leaves_quant_unchanged);
+    tcase_add_test(to, optimize_hessian_damping_is_a_ridge);
     tcase_add_test(to, results_deterministic_across_runs_and_threads);
     tcase_add_test(to, quantize_layer_improves_on_init);
     suite_add_tcase(s, to);

@@ -3,6 +3,7 @@
  *
  *   llama-quantize MODEL CALIB TEST [--format 2x8g8] [--method greedy|oaem] [--beam 1]
  *                  [--epochs 10] [--threads 0] [--seed 1] [--calib-windows 128] [--em-damping 1]
+ *                  [--hessian-damping 0]
  *                  [--ppl-windows 40] [--heldout-windows 0] [--out DIR] [--json] [--max-ppl-ratio R]
  *                  [--generate N [--tokenizer tokenizer.bin] [--temperature 0.8]]
  *
@@ -37,6 +38,7 @@ typedef struct args {
     int method, beam, epochs, threads, calib_windows, ppl_windows, heldout_windows, check_heldout, json;
     double max_ppl_ratio; /* > 0: exit 1 if quantized / fp32 perplexity exceeds it (tests) */
     double em_damping;    /* AQ_OPT_EM_DAMPING for OA-EM (docs/algorithms.md); < 0: the library's 0.01 */
+    double hessian_damping; /* AQ_OPT_HESSIAN_DAMPING: ridge of the optimiser's H */
     int generate;
     double temperature;
     const char *tokenizer;
@@ -183,6 +185,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: llama-quantize MODEL CALIB TEST [--format 2x8g8] [--method greedy|oaem] [--beam 1]\n"
                     "       [--epochs 10] [--threads 0] [--seed 1] [--calib-windows 128] [--em-damping 1]\n"
+                    "       [--hessian-damping 0]\n"
                     "       [--ppl-windows 40] [--heldout-windows 0]\n"
                     "       [--out DIR] [--json] [--max-ppl-ratio R]\n"
                     "       [--generate N [--tokenizer tokenizer.bin] [--temperature 0.8]]\n");
@@ -219,6 +222,7 @@ static int parse(args *a, int argc, char **argv)
         else if (!strcmp(o, "--seed")) a->seed = strtoull(v, NULL, 10);
         else if (!strcmp(o, "--calib-windows")) a->calib_windows = atoi(v);
         else if (!strcmp(o, "--em-damping")) a->em_damping = atof(v);
+        else if (!strcmp(o, "--hessian-damping")) a->hessian_damping = atof(v);
         else if (!strcmp(o, "--ppl-windows")) a->ppl_windows = atoi(v);
         else if (!strcmp(o, "--heldout-windows")) a->heldout_windows = atoi(v);
         else if (!strcmp(o, "--out")) a->out = v;
@@ -365,7 +369,8 @@ int main(int argc, char **argv)
         || (st = aq_options_set_int(opts, AQ_OPT_INIT_METHOD, a.method)) != AQ_OK
         || (st = aq_options_set_int(opts, AQ_OPT_BEAM_WIDTH, a.beam)) != AQ_OK
         || (st = aq_options_set_int(opts, AQ_OPT_MAX_EPOCHS, a.epochs)) != AQ_OK
-        || (a.em_damping >= 0 && (st = aq_options_set_double(opts, AQ_OPT_EM_DAMPING, a.em_damping)) != AQ_OK))
+        || (a.em_damping >= 0 && (st = aq_options_set_double(opts, AQ_OPT_EM_DAMPING, a.em_damping)) != AQ_OK)
+        || (st = aq_options_set_double(opts, AQ_OPT_HESSIAN_DAMPING, a.hessian_damping)) != AQ_OK)
         goto fail;
     double em_damping;
     aq_options_get_double(&em_damping, opts, AQ_OPT_EM_DAMPING);
@@ -421,11 +426,12 @@ int main(int argc, char **argv)
     }
     if (a.json)
         printf("{\"version\": \"%s\", \"model\": \"%s\", \"format\": \"%s\", \"bpp\": %.4f, \"method\": \"%s\", "
-               "\"beam\": %d, \"epochs\": %d, \"seed\": %llu, \"em_damping\": %g, \"calib_windows\": %d, \"ppl_windows\": %d, "
+               "\"beam\": %d, \"epochs\": %d, \"seed\": %llu, \"em_damping\": %g, \"hessian_damping\": %g, "
+               "\"calib_windows\": %d, \"ppl_windows\": %d, "
                "\"ppl_fp32\": %.4f, \"ppl_quantized\": %.4f, \"mean_layer_rel_error\": %.6g, \"heldout_windows\": %d, "
                "\"heldout_calib_rel_error\": %.6g, \"heldout_test_rel_error\": %.6g, \"seconds\": %.1f}\n",
                aq_version_string(), a.model, a.format, bpp, a.method == AQ_INIT_OA_EM ? "oaem" : "greedy", a.beam,
-               a.epochs, (unsigned long long)a.seed, em_damping, a.calib_windows, a.ppl_windows, exp(nll_fp32), exp(nll_q),
+               a.epochs, (unsigned long long)a.seed, em_damping, a.hessian_damping, a.calib_windows, a.ppl_windows, exp(nll_fp32), exp(nll_q),
                mean_err, a.heldout_windows, heldout_calib, heldout_test, quant_seconds);
     else
         printf("%s %s beam %d: %.3f bits/param, perplexity fp32 %.3f -> quantized %.3f, mean layer error %.5f, "
