@@ -339,7 +339,7 @@ int main(int argc, char **argv)
         return 1;
     printf("bench-beam: %lld x %lld, %d threads (pool), kernels level %d (2 AVX-512, 1 AVX2, 0 baseline), "
            "synthetic SPD H, random codes/codebooks\n", (long long)rows, (long long)cols,
-           (int)aq_context_get_threads(ctx), aqi_beam_kernel_level(-1));
+           (int)aq_context_get_threads(ctx), aqi_kernel_level(-1));
 
     bench_scoring(ctx, 4096, 8, 256, 15);
     bench_scoring(ctx, 256, 8, 65536, 9);

@@ -1,7 +1,8 @@
 /* Benchmark of the initialisation: the fused E-step against cblas_sgemm of the same shape,
  * seconds per OA-EM round on a 4096×4096 layer, and whole aq_init runs GREEDY vs OA_EM.
  *
- *   bench-init [--quick] [--reps N] [--skip-1x16] [--layer ROWSxCOLS]
+ *   bench-init [--quick] [--reps N] [--skip-1x16] [--layer ROWSxCOLS] [--threads N]
+ *   (--threads 0 = all cores; set OPENBLAS_NUM_THREADS to the same count for the sgemm figures)
  *
  * 1. E-step: n points of D = 8 against K centroids; "ours" is the library's E-step (score
  *    table, fused score + argmin, code update) on the context's threads, "sgemm" is the bare
@@ -230,7 +231,7 @@ static void bench_init(aq_context *ctx, int64_t rows, int64_t cols, const char *
 
 int main(int argc, char **argv)
 {
-    int reps = 3, quick = 0, skip_wide = 0;
+    int reps = 3, quick = 0, skip_wide = 0, threads = 0;
     int64_t rows = 2048, cols = 2048;
     aq_context *ctx = NULL;
     for (int a = 1; a < argc; a++) {
@@ -240,17 +241,19 @@ int main(int argc, char **argv)
             skip_wide = 1;
         else if (!strcmp(argv[a], "--reps") && a + 1 < argc)
             reps = atoi(argv[++a]);
+        else if (!strcmp(argv[a], "--threads") && a + 1 < argc)
+            threads = atoi(argv[++a]);
         else if (!strcmp(argv[a], "--layer") && a + 1 < argc && sscanf(argv[a + 1], "%lldx%lld", (long long *)&rows, (long long *)&cols) == 2)
             a++;
         else {
-            fprintf(stderr, "usage: bench-init [--quick] [--reps N] [--skip-1x16] [--layer ROWSxCOLS]\n");
+            fprintf(stderr, "usage: bench-init [--quick] [--reps N] [--skip-1x16] [--layer ROWSxCOLS] [--threads N]\n");
             return 2;
         }
     }
     if (reps < 1 || reps > MAX_REPS)
         reps = 3;
     check(aq_context_create(&ctx), NULL, "context");
-    check(aq_context_set_threads(ctx, 0), ctx, "threads"); /* all cores, as OpenBLAS */
+    check(aq_context_set_threads(ctx, threads), ctx, "threads"); /* 0: all cores, as OpenBLAS */
     printf("libaqinit %s, %d threads, medians of %d\n", aq_version_string(), aq_context_get_threads(ctx), reps);
     printf("E-step (fused score + argmin) vs cblas_sgemm of the same shape:\n");
     bench_estep(ctx, 256, reps);

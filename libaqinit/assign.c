@@ -76,50 +76,14 @@ typedef struct kernels {
 #  undef AQI_TARGET
 #endif
 
-/* 0: generic, 1: AVX2 + FMA, 2: AVX-512: the best this CPU runs. */
-static int detect_isa(void)
-{
-    int v = 0;
-#ifdef AQI_ASSIGN_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f"))
-        v = 2;
-    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        v = 1;
-#endif
-    return v;
-}
-
-static int isa_in_use = -1; /* chosen once; every thread computes the same value */
-
-static int pick_isa(void)
-{
-    int v = __atomic_load_n(&isa_in_use, __ATOMIC_RELAXED);
-    if (v < 0) {
-        v = detect_isa();
-        __atomic_store_n(&isa_in_use, v, __ATOMIC_RELAXED);
-    }
-    return v;
-}
-
-int aqi_assign_kernel_level(int force)
-{
-    const int best = detect_isa();
-    if (force >= 0)
-        __atomic_store_n(&isa_in_use, force < best ? force : best, __ATOMIC_RELAXED);
-    return pick_isa();
-}
-
 static kernels pick_kernels(void)
 {
 #ifdef AQI_ASSIGN_X86
-    switch (pick_isa()) {
+    switch (aqi_kernel_level(-1)) { /* cpu.c */
     case 2: return (kernels){argmin_avx512, top2_avx512};
     case 1: return (kernels){argmin_avx2, top2_avx2};
     default: break;
     }
-#else
-    (void)pick_isa();
 #endif
     return (kernels){argmin_generic, top2_generic};
 }

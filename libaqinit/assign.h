@@ -38,8 +38,4 @@ void aqi_assign_argmin(const float *Q, int64_t n, int64_t ldq, const float *CT, 
 void aqi_assign_top2(const float *Q, const int64_t *index, int64_t n, int64_t ldq, const float *CT,
                      const float *table, int64_t D, int64_t Kp, int32_t *codes, float *best, float *second);
 
-/* Kernel variant in use: 2 AVX-512, 1 AVX2 + FMA, 0 generic. force >= 0 selects min(force, the
- * best the CPU runs) for the whole process (tests); force < 0 only asks. */
-int aqi_assign_kernel_level(int force);
-
 #endif

@@ -98,10 +98,6 @@ void aqi_opt_quant_release(aq_context *ctx, aq_quant *copy);
 #define AQI_SCORE_ROWS 8   /* rows per register block of the score kernels */
 #define AQI_SCORE_LANES 16 /* codewords per vector block; tiles are multiples of it */
 
-/* Kernel variant in use: 2 AVX-512, 1 AVX2, 0 baseline. force >= 0 selects min(force, the
- * best the CPU runs) for the whole process (tests); force < 0 only asks. */
-int aqi_beam_kernel_level(int force);
-
 /* out[r][k] = t[k] + Σ_d U[r][d]·CT[d][k] for r < n_rows (a multiple of AQI_SCORE_ROWS) and
  * k < kt (a multiple of AQI_SCORE_LANES): the candidate scores of equation (B2) in beam.c. */
 void aqi_score_tile(const float *U, int64_t ldu, int64_t n_rows, int32_t D, const float *CT,

@@ -44,28 +44,10 @@
 #  undef KN
 #  undef VW
 
-static int detect_level(void)
-{
-    __builtin_cpu_init();
-#  if __GNUC__ >= 12
-    if (__builtin_cpu_supports("x86-64-v4"))
-        return 2;
-    if (__builtin_cpu_supports("x86-64-v3"))
-        return 1;
-#  else /* the features of the levels the kernels use */
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
-        && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
-        return 2;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2"))
-        return 1;
-#  endif
-    return 0;
-}
-
 /* f_v1, f_v3 or f_v4 by the level in use */
 #  define DISPATCH(f, args)                                                                       \
     do {                                                                                         \
-        int level_ = kernel_level();                                                             \
+        int level_ = aqi_kernel_level(-1);                                                       \
         if (level_ == 2)                                                                         \
             f##_v4 args;                                                                         \
         else if (level_ == 1)                                                                    \
@@ -75,7 +57,7 @@ static int detect_level(void)
     } while (0)
 #  define DISPATCH_RET(ret, f, args)                                                              \
     do {                                                                                         \
-        int level_ = kernel_level();                                                             \
+        int level_ = aqi_kernel_level(-1);                                                       \
         ret = level_ == 2 ? f##_v4 args : level_ == 1 ? f##_v3 args : f##_v1 args;               \
     } while (0)
 #else
@@ -89,34 +71,9 @@ static int detect_level(void)
 #  undef KN
 #  undef VW
 
-static int detect_level(void)
-{
-    return 0;
-}
-
 #  define DISPATCH(f, args) f##_v1 args
 #  define DISPATCH_RET(ret, f, args) ret = f##_v1 args
 #endif
-
-static int level_in_use = -1; /* −1: not yet detected */
-
-static int kernel_level(void)
-{
-    int level = __atomic_load_n(&level_in_use, __ATOMIC_RELAXED);
-    if (level < 0) {
-        level = detect_level();
-        __atomic_store_n(&level_in_use, level, __ATOMIC_RELAXED);
-    }
-    return level;
-}
-
-int aqi_beam_kernel_level(int force)
-{
-    int best = detect_level();
-    if (force >= 0)
-        __atomic_store_n(&level_in_use, force < best ? force : best, __ATOMIC_RELAXED);
-    return kernel_level();
-}
 
 void aqi_score_tile(const float *U, int64_t ldu, int64_t n_rows, int32_t D, const float *CT,
                     int64_t ldct, const float *t, int64_t kt, float *out, int64_t ldo)

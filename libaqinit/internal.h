@@ -62,6 +62,10 @@ typedef int (*aqi_range_fn)(void *arg, int64_t begin, int64_t end, int worker);
  * the lowest-numbered failing chunk (0 if none). Nested calls run serially. */
 int aqi_parallel_for(aq_context *ctx, int64_t n, aqi_range_fn fn, void *arg);
 int aqi_num_workers(aq_context *ctx); /* chunks aqi_parallel_for will use */
+
+/* Vector level of the CPU kernels (cpu.c): 2 AVX-512, 1 AVX2 + FMA, 0 baseline. force >= 0
+ * selects min(force, the best the CPU runs) for the whole process (tests); force < 0 only asks. */
+int aqi_kernel_level(int force);
 void aqi_pool_destroy(aqi_pool *pool);
 
 /* ---- random numbers (rng.c): xoshiro256**, seeded from (seed, stream) by splitmix64 ---- */

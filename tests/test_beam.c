@@ -319,9 +319,9 @@ static pass_result pass_at_level(int level, const char *fmt, int width, int trac
     aqi_beam_config cfg = {width, 1, 4, 0, 0, trace ? check_trace : NULL, &tc, 0};
     pass_result res;
     double before;
-    aqi_beam_kernel_level(level);
+    aqi_kernel_level(level);
     ck_assert_int_eq(aqi_opt_beam_pass(&L, pb.q, &cfg, &before, &res.after), AQ_OK);
-    aqi_beam_kernel_level(99);
+    aqi_kernel_level(99);
     res.nbytes = pb.q->codes_bytes;
     res.codes = malloc(pb.q->codes_bytes);
     memcpy(res.codes, pb.q->codes, pb.q->codes_bytes);
@@ -332,7 +332,7 @@ static pass_result pass_at_level(int level, const char *fmt, int width, int trac
 
 START_TEST(kernel_variants_give_the_same_bits)
 {
-    int best = aqi_beam_kernel_level(-1);
+    int best = aqi_kernel_level(-1);
     uint64_t seed = 9;
     enum { ROWS = 16, D = 12, K = 96, N = 40, KD = 300 };
     static float U[ROWS * D], CT[D * K], t[K], out[3][ROWS * K], lmin[3][ROWS * 16], score_a[3][ROWS];
@@ -356,7 +356,7 @@ START_TEST(kernel_variants_give_the_same_bits)
     for (int i = 0; i < KD * 32; i++)
         B[i] = (float)tu_normal(&seed);
     for (int level = 0; level <= best; level++) {
-        ck_assert_int_eq(aqi_beam_kernel_level(level), level);
+        ck_assert_int_eq(aqi_kernel_level(level), level);
         aqi_score_tile(U, D, ROWS, D, CT, K, t, K, out[level], K);
         for (int i = 0; i < ROWS * 16; i++) {
             lmin[level][i] = INFINITY;
@@ -420,8 +420,8 @@ START_TEST(kernel_variants_give_the_same_bits)
             ck_assert(lmin[0][r * 16 + l] == m);
         }
     }
-    aqi_beam_kernel_level(99);
-    ck_assert_int_eq(aqi_beam_kernel_level(-1), best);
+    aqi_kernel_level(99);
+    ck_assert_int_eq(aqi_kernel_level(-1), best);
     const char *fmts[] = {"2x3g4", "1x5g3o2"};
     for (int f = 0; f < 2; f++)
         for (int cfgi = 0; cfgi < 3; cfgi++) {

@@ -156,9 +156,9 @@ static void check_estep(int64_t P, int64_t J, int64_t go, int64_t g, int64_t K, 
 START_TEST(estep_equals_brute_force)
 {
     /* every kernel variant this CPU runs: generic, AVX2, AVX-512 */
-    const int best_level = aqi_assign_kernel_level(-1);
+    const int best_level = aqi_kernel_level(-1);
     for (int level = 0; level <= best_level; level++) {
-        ck_assert_int_eq(aqi_assign_kernel_level(level), level);
+        ck_assert_int_eq(aqi_kernel_level(level), level);
         check_estep(40, 3, 1, 8, 256, 0, 2);  /* k-means shape */
         check_estep(40, 3, 1, 8, 37, 0, 1);   /* K not a multiple of the vector block */
         check_estep(7, 5, 2, 3, 21, 1, 2);    /* Mahalanobis, g_o = 2, odd g */
@@ -168,7 +168,7 @@ START_TEST(estep_equals_brute_force)
         check_estep(20, 3, 1, 4, 70, 0, 2);   /* D = 4 specialised; Kp = 80: a single-vector tail at 16 lanes */
         check_estep(10, 3, 1, 16, 40, 1, 1);  /* D = 16 specialised, Mahalanobis; Kp = 48 */
     }
-    aqi_assign_kernel_level(best_level);
+    aqi_kernel_level(best_level);
 }
 END_TEST
 

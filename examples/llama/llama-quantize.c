@@ -140,8 +140,9 @@ static int cb_put_result(int32_t k, const aq_quant *q, const aq_layer_report *r,
 /* Mean relative output error tr(ΔW H ΔWᵀ)/tr(W H Wᵀ) of the finished layers (ΔW against the
  * fp32 weights of @p fp32) under the Hessians of @p windows windows of @p tokens starting at
  * window @p first, run through the quantized model. Layer k's input depends on layers < k only,
- * so this is the training objective of each layer measured on other text. −1 if the windows
- * are not there; 1 (with a message) on failure. */
+ * so this is the training objective of each layer measured on other text. Returns 0, with
+ * *mean = −1 and a message if the token file has fewer windows there; 1 (with a message) on
+ * failure. */
 static int heldout_error(host *h, llm_model *fp32, const uint16_t *tokens, size_t n_tokens, int first,
                          int windows, const char *what, double *mean)
 {
