@@ -17,7 +17,8 @@
 
 #include <cblas.h>
 
-#include "beam_pass.h"
+#include "beam/beam_pass.h"
+#include "codebook/codebook.h"
 
 #include "bench_util.h"
 

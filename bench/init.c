@@ -24,7 +24,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "em.h"
+#include "init/em.h"
 #include "synthetic.h"
 
 #include "bench_util.h"

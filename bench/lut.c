@@ -19,7 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "lut.h"
+#include "lut/lut.h"
 
 #include "bench_util.h"
 

@@ -3,7 +3,9 @@
  * re-dequantisation per evaluation: slow but obviously right). */
 #include <string.h>
 
-#include "beam_internal.h"
+#include "beam/beam.h"
+#include "beam/beam_kernels.h"
+#include "codebook/codebook.h"
 #include "testutil.h"
 
 /* ------------------------------------------------------------------------------------------ */

@@ -1,7 +1,7 @@
 /* Layer 0: version, status codes, constants, context, thread pool, options, format. */
 #include <string.h>
 
-#include "internal.h"
+#include "core/internal.h"
 #include "testutil.h"
 
 START_TEST(version_matches_header)

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core/internal.h"
 #include "testutil.h"
 
 /* ---------------------------------------------------------------- reference and helpers -- */

@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "assign.h"
-#include "em.h"
+#include "init/assign.h"
+#include "init/em.h"
 #include "testutil.h"
 
 /* ------------------------------------------------------------------ naive references */

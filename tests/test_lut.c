@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "lut.h"
+#include "lut/lut.h"
 #include "testutil.h"
 
 /* Ŵ x in double straight from the layout of docs/formats.md, and per row the sum of the

@@ -1,0 +1,18 @@
+/* Codebook and scale updates with the codes fixed: exact normal equations or Adam for the
+ * codebooks, the closed form for the scales. Each minimises the layer objective
+ * (objective/layer.h) and never increases it. */
+#ifndef AQINIT_CODEBOOK_CODEBOOK_H
+#define AQINIT_CODEBOOK_CODEBOOK_H
+
+#include "objective/layer.h"
+
+/* Codebook update of ::AQ_OPT_CODEBOOK_UPDATE, then the closed-form scales if
+ * ::AQ_OPT_UPDATE_SCALES and the format has scales. */
+int aqi_opt_update_codebooks(const aqi_layer *layer, aq_quant *q, const aqi_options_values *v);
+
+/* The pieces of aqi_opt_update_codebooks, for tests and benchmarks. */
+int aqi_opt_codebooks_exact(const aqi_layer *layer, aq_quant *q);
+int aqi_opt_codebooks_adam(const aqi_layer *layer, aq_quant *q, int64_t steps, double lr);
+int aqi_opt_scales(const aqi_layer *layer, aq_quant *q);
+
+#endif
