@@ -25,7 +25,7 @@
 #  pragma GCC target("arch=x86-64-v4")
 #  define VW 16
 #  define KN(n) n##_v4
-#  include "beam_kernels_body.h"
+#  include "beam/beam_kernels_body.h"
 #  undef KN
 #  undef VW
 #  pragma GCC pop_options
@@ -34,14 +34,14 @@
 #  pragma GCC target("arch=x86-64-v3")
 #  define VW 8
 #  define KN(n) n##_v3
-#  include "beam_kernels_body.h"
+#  include "beam/beam_kernels_body.h"
 #  undef KN
 #  undef VW
 #  pragma GCC pop_options
 
 #  define VW 4
 #  define KN(n) n##_v1
-#  include "beam_kernels_body.h"
+#  include "beam/beam_kernels_body.h"
 #  undef KN
 #  undef VW
 
@@ -68,7 +68,7 @@
 #    define VW 0
 #  endif
 #  define KN(n) n##_v1
-#  include "beam_kernels_body.h"
+#  include "beam/beam_kernels_body.h"
 #  undef KN
 #  undef VW
 

@@ -57,7 +57,7 @@ typedef struct kernels {
 #  define AQI_TARGET __attribute__((target("avx2,fma")))
 #  define AQI_VMIN(a, b) _mm256_min_ps((__m256)(a), (__m256)(b))
 #  define AQI_VMAX(a, b) _mm256_max_ps((__m256)(a), (__m256)(b))
-#  include "assign_body.h"
+#  include "init/assign_body.h"
 #  undef AQI_VMIN
 #  undef AQI_VMAX
 #  undef AQI_VL
@@ -68,7 +68,7 @@ typedef struct kernels {
 #  define AQI_TARGET __attribute__((target("avx512f")))
 #  define AQI_VMIN(a, b) _mm512_min_ps((__m512)(a), (__m512)(b))
 #  define AQI_VMAX(a, b) _mm512_max_ps((__m512)(a), (__m512)(b))
-#  include "assign_body.h"
+#  include "init/assign_body.h"
 #  undef AQI_VMIN
 #  undef AQI_VMAX
 #  undef AQI_VL
