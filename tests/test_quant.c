@@ -305,6 +305,124 @@ START_TEST(save_load_round_trip_and_bad_files)
 }
 END_TEST
 
+/* A 56-byte header + CRC describing a rows × cols matrix of format @p fmt_text with no payload
+ * (its checksum right): what a crafted file looks like. Writes 60 bytes to @p path. */
+static void write_header_only(const char *path, const char *fmt_text, uint64_t rows, uint64_t cols)
+{
+    unsigned char b[60] = {'A', 'Q', 'Q', 'U', 'A', 'N', 'T', 0};
+    aq_format f;
+    ck_assert_int_eq(aq_format_parse(&f, fmt_text), AQ_OK);
+    const uint32_t v32[] = {(uint32_t)f.num_codebooks, (uint32_t)f.bits_per_codebook, (uint32_t)f.in_group_size,
+                            (uint32_t)f.out_group_size, (uint32_t)f.scale_mode};
+    b[8] = 1;
+    for (int i = 0; i < 8; i++) {
+        b[16 + i] = (unsigned char)(rows >> (8 * i));
+        b[24 + i] = (unsigned char)(cols >> (8 * i));
+    }
+    for (int k = 0; k < 5; k++)
+        for (int i = 0; i < 4; i++)
+            b[32 + 4 * k + i] = (unsigned char)(v32[k] >> (8 * i));
+    fix_crc(b, sizeof b);
+    write_bytes(path, b, sizeof b);
+}
+
+/* Load @p path through a metered context and return the status; *extra receives the peak bytes
+ * allocated by the load above what the context held before. */
+static int load_metered(const char *path, size_t *extra)
+{
+    metered_allocator ma = {(size_t)1 << 30, 0, 0}; /* a cap, so a bomb fails fast */
+    aq_context *ctx = tu_metered_context(&ma);
+    aq_quant *r = NULL;
+    size_t base = ma.live;
+    ma.peak = base;
+    int st = aq_quant_load(&r, ctx, path);
+    *extra = ma.peak - base;
+    if (st != AQ_OK)
+        ck_assert_ptr_null(r);
+    aq_quant_free(r);
+    aq_context_free(ctx);
+    ck_assert_uint_eq(ma.live, 0);
+    return st;
+}
+
+/* Issue 13 item 1: the loader checks the file length against the header before it allocates
+ * the arrays; it may allocate at most a small multiple of the file's size. */
+START_TEST(crafted_headers_allocate_no_more_than_the_file)
+{
+    const temp_path bomb_path = temp_path_for("bomb");
+    const char *bomb = bomb_path.s;
+    size_t extra;
+    /* 1x16 g64 o64 on 64 x 64: the codebooks alone would be 2^16·64·64 floats = 1 GiB */
+    write_header_only(bomb, "1x16g64o64", 64, 64);
+    ck_assert_int_eq(load_metered(bomb, &extra), AQ_ERR_FORMAT);
+    ck_assert_uint_le(extra, 16 * 60 + 65536);
+    /* M = 8 would be 8 GiB: above the cap, so before the fix this was AQ_ERR_NOMEM */
+    write_header_only(bomb, "8x16g64o64", 64, 64);
+    ck_assert_int_eq(load_metered(bomb, &extra), AQ_ERR_FORMAT);
+    ck_assert_uint_le(extra, 16 * 60 + 65536);
+
+    /* a valid file with one bit flipped in `rows`, checksum recomputed */
+    aq_context *ctx = tu_context(1, 0);
+    aq_format f;
+    aq_quant *q;
+    const temp_path good_path = temp_path_for("good");
+    aq_format_parse(&f, "2x8g8");
+    ck_assert_int_eq(aq_quant_create(&q, ctx, &f, 64, 64), AQ_OK);
+    ck_assert_int_eq(aq_quant_save(q, good_path.s), AQ_OK);
+    size_t n;
+    unsigned char *b = read_bytes(good_path.s, &n);
+    ck_assert_int_eq(load_metered(good_path.s, &extra), AQ_OK);
+    ck_assert_uint_le(extra, 4 * n + 65536); /* the quant itself and the read buffer */
+    b[16 + 3] ^= 0x10; /* rows 64 -> 64 + 2^28 */
+    fix_crc(b, n);
+    write_bytes(bomb, b, n);
+    ck_assert_int_eq(load_metered(bomb, &extra), AQ_ERR_FORMAT);
+    ck_assert_uint_le(extra, 16 * n + 65536);
+    free(b);
+    remove(bomb);
+    remove(good_path.s);
+    aq_quant_free(q);
+    aq_context_free(ctx);
+}
+END_TEST
+
+/* Issue 13 item 7: a directory is an I/O error (not an allocation of 2^63 bytes), and a
+ * non-zero reserved field is refused as the Hessian loader refuses it. */
+START_TEST(directory_and_reserved_fields_are_refused)
+{
+    aq_context *ctx = tu_context(1, 0);
+    aq_quant *q, *r = NULL;
+    aq_format f;
+    ck_assert_int_eq(aq_quant_load(&r, ctx, "/tmp"), AQ_ERR_IO);
+    ck_assert_ptr_null(r);
+    ck_assert_ptr_nonnull(strstr(aq_context_last_error(ctx), "regular file"));
+
+    const temp_path good_path = temp_path_for("resv"), bad_path = temp_path_for("resv-bad");
+    aq_format_parse(&f, "1x8g4");
+    ck_assert_int_eq(aq_quant_create(&q, ctx, &f, 8, 16), AQ_OK);
+    ck_assert_int_eq(aq_quant_save(q, good_path.s), AQ_OK);
+    size_t n;
+    unsigned char *good = read_bytes(good_path.s, &n), *b = malloc(n);
+    const size_t reserved[] = {12, 15, 52, 55};
+    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
+        memcpy(b, good, n);
+        b[reserved[i]] = 1;
+        fix_crc(b, n);
+        write_bytes(bad_path.s, b, n);
+        ck_assert_int_eq(aq_quant_load(&r, ctx, bad_path.s), AQ_ERR_FORMAT);
+        ck_assert_ptr_nonnull(strstr(aq_context_last_error(ctx), "reserved"));
+    }
+    ck_assert_int_eq(aq_quant_load(&r, ctx, good_path.s), AQ_OK);
+    aq_quant_free(r);
+    remove(good_path.s);
+    remove(bad_path.s);
+    free(b);
+    free(good);
+    aq_quant_free(q);
+    aq_context_free(ctx);
+}
+END_TEST
+
 START_TEST(allocation_failures)
 {
     failing_allocator fa = {0, 0, 0};
@@ -367,6 +485,8 @@ static Suite *quant_suite(void)
     tcase_add_test(tc, errors_match_naive);
     tcase_add_test(tc, copies_validate_and_leave_unchanged);
     tcase_add_test(tc, save_load_round_trip_and_bad_files);
+    tcase_add_test(tc, crafted_headers_allocate_no_more_than_the_file);
+    tcase_add_test(tc, directory_and_reserved_fields_are_refused);
     tcase_add_test(tc, allocation_failures);
     suite_add_tcase(s, tc);
     return s;

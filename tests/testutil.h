@@ -45,6 +45,50 @@ static inline aq_context *tu_failing_context(failing_allocator *fa)
     return ctx;
 }
 
+/* An allocator that meters bytes: live and peak totals, and a cap above which it refuses (so a
+ * test of an allocation bomb fails on its assertions instead of exhausting the machine). */
+typedef struct metered_allocator {
+    size_t cap;  /* refuse an allocation that would take live bytes above this */
+    size_t live; /* bytes allocated and not freed */
+    size_t peak; /* largest value of live */
+} metered_allocator;
+
+#define TU_METER_PREFIX 64 /* keeps the block's size; a multiple of the library's alignment */
+
+static void *ma_alloc(size_t size, void *ud)
+{
+    metered_allocator *ma = ud;
+    if (size > SIZE_MAX - TU_METER_PREFIX)
+        return NULL;
+    size_t now = __atomic_add_fetch(&ma->live, size, __ATOMIC_SEQ_CST);
+    unsigned char *p = now <= ma->cap ? malloc(size + TU_METER_PREFIX) : NULL;
+    if (!p) {
+        __atomic_sub_fetch(&ma->live, size, __ATOMIC_SEQ_CST);
+        return NULL;
+    }
+    size_t peak = __atomic_load_n(&ma->peak, __ATOMIC_SEQ_CST);
+    while (now > peak && !__atomic_compare_exchange_n(&ma->peak, &peak, now, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+        ;
+    *(size_t *)p = size;
+    return p + TU_METER_PREFIX;
+}
+
+static void ma_free(void *ptr, void *ud)
+{
+    metered_allocator *ma = ud;
+    unsigned char *p = (unsigned char *)ptr - TU_METER_PREFIX;
+    __atomic_sub_fetch(&ma->live, *(size_t *)p, __ATOMIC_SEQ_CST);
+    free(p);
+}
+
+static inline aq_context *tu_metered_context(metered_allocator *ma)
+{
+    aq_allocator a = {ma_alloc, ma_free, ma};
+    aq_context *ctx = NULL;
+    ck_assert_int_eq(aq_context_create_with_allocator(&ctx, &a), AQ_OK);
+    return ctx;
+}
+
 static inline aq_context *tu_context(int threads, uint64_t seed)
 {
     aq_context *ctx = NULL;

@@ -102,6 +102,19 @@ static inline uint64_t aqi_get_le64(const unsigned char *p)
     return (uint64_t)aqi_get_le32(p) | (uint64_t)aqi_get_le32(p + 4) << 32;
 }
 
+/* ---- files (file.c) ---- */
+#include <stdio.h>
+/* A file written whole or not at all: aqi_file_create opens path.tmp; the caller writes to f;
+ * aqi_file_commit flushes, fsyncs and renames it over path (and fsyncs the directory), or
+ * removes it if @p failed or any step fails (AQ_ERR_IO with a message naming @p fn). Commit
+ * always closes and frees. */
+typedef struct aqi_file_out { FILE *f; char *tmp_path; const char *path; } aqi_file_out;
+int aqi_file_create(aq_context *ctx, const char *fn, aqi_file_out *out, const char *path);
+int aqi_file_commit(aq_context *ctx, const char *fn, aqi_file_out *out, int failed);
+/* Open @p path for reading only if it is a regular file (AQ_ERR_IO otherwise: a directory, a
+ * FIFO, a device), and give its size, so a loader can check the length before it allocates. */
+int aqi_file_open_regular(aq_context *ctx, const char *fn, const char *path, FILE **out, uint64_t *size);
+
 /* ---- checksum (crc32.c): CRC-32 (IEEE 802.3, reflected, as zlib) ---- */
 uint32_t aqi_crc32(uint32_t crc, const void *data, size_t n);
 

@@ -1,12 +1,8 @@
 /* Save and load a Hessian in the format of docs/formats.md ("Hessian file"): magic, version,
  * sizes, the packed upper triangle as little-endian doubles, CRC-32 of everything before it. */
-#define _POSIX_C_SOURCE 200809L
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "hessian/hessian_internal.h"
 
@@ -62,46 +58,19 @@ static int write_body(FILE *f, const aq_hessian *h)
 int aq_hessian_save(const aq_hessian *h, const char *path)
 {
     const char *fn = "aq_hessian_save";
-    size_t len;
-    char *tmp_path;
-    FILE *f;
-    int failed, err;
+    aqi_file_out out;
+    int st, failed;
     if (!h)
         return AQ_ERR_INVALID_ARG;
     if (!path)
         return aqi_fail(h->ctx, AQ_ERR_INVALID_ARG, "%s: path is NULL", fn);
-    len = strlen(path);
-    if (!(tmp_path = aqi_alloc(h->ctx, len + 5)))
-        return AQ_ERR_NOMEM;
-    memcpy(tmp_path, path, len);
-    memcpy(tmp_path + len, ".tmp", 5);
     /* Write path.tmp completely, then rename: the path holds either the old file or the new one. */
-    if (!(f = fopen(tmp_path, "wb"))) {
-        err = errno;
-        aqi_fail(h->ctx, AQ_ERR_IO, "%s: cannot create '%s': %s", fn, tmp_path, strerror(err));
-        aqi_free(h->ctx, tmp_path);
-        return AQ_ERR_IO;
-    }
+    if ((st = aqi_file_create(h->ctx, fn, &out, path)) != AQ_OK)
+        return st;
     aqi_hessian_lock(h);
-    failed = write_body(f, h);
+    failed = write_body(out.f, h);
     aqi_hessian_unlock(h);
-    if (!failed && (fflush(f) != 0 || fsync(fileno(f)) != 0))
-        failed = 1;
-    err = errno;
-    if (fclose(f) != 0 && !failed) {
-        failed = 1;
-        err = errno;
-    }
-    if (!failed && rename(tmp_path, path) != 0) {
-        failed = 1;
-        err = errno;
-    }
-    if (failed) {
-        remove(tmp_path);
-        aqi_fail(h->ctx, AQ_ERR_IO, "%s: writing '%s' failed: %s", fn, path, strerror(err));
-    }
-    aqi_free(h->ctx, tmp_path);
-    return failed ? AQ_ERR_IO : AQ_OK;
+    return aqi_file_commit(h->ctx, fn, &out, failed);
 }
 
 /* ---- load ---- */
@@ -191,7 +160,7 @@ int aq_hessian_load(aq_hessian **out, aq_context *ctx, const char *path)
     const char *fn = "aq_hessian_load";
     unsigned char header[HESSIAN_HEADER_BYTES];
     file_header hdr = {0, 0};
-    struct stat sb;
+    uint64_t file_bytes;
     aq_hessian *h = NULL;
     size_t got;
     FILE *f;
@@ -203,17 +172,13 @@ int aq_hessian_load(aq_hessian **out, aq_context *ctx, const char *path)
         return AQ_ERR_INVALID_ARG;
     if (!path)
         return aqi_fail(ctx, AQ_ERR_INVALID_ARG, "%s: path is NULL", fn);
-    if (!(f = fopen(path, "rb")))
-        return aqi_fail(ctx, AQ_ERR_IO, "%s: cannot open '%s': %s", fn, path, strerror(errno));
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(f);
-        return aqi_fail(ctx, AQ_ERR_IO, "%s: '%s' is not a readable regular file", fn, path);
-    }
+    if ((st = aqi_file_open_regular(ctx, fn, path, &f, &file_bytes)) != AQ_OK)
+        return st;
     got = fread(header, 1, sizeof header, f);
     if (ferror(f))
         st = aqi_fail(ctx, AQ_ERR_IO, "%s: reading '%s' failed", fn, path);
     else
-        st = parse_header(ctx, path, header, got, (uint64_t)sb.st_size, &hdr);
+        st = parse_header(ctx, path, header, got, file_bytes, &hdr);
     if (st == AQ_OK)
         st = aqi_hessian_new(&h, ctx, (int64_t)hdr.n_inputs, fn);
     if (st == AQ_OK) {

@@ -4,10 +4,9 @@
 
 #include "quant/quant.h"
 
-/* Allocate an empty quant of format @p fmt (already checked): codes 0, codebooks 0, scales 1. */
-int aqi_quant_new(aq_quant **out, aq_context *ctx, const aq_format *fmt, int64_t rows, int64_t cols)
+int aqi_quant_sizes(const aq_format *fmt, int64_t rows, int64_t cols, size_t *codes_bytes,
+                    size_t *codebooks_count, size_t *scales_count)
 {
-    aq_quant *q;
     size_t n_codes, n_cb;
     const int64_t P = rows / fmt->out_group_size, J = cols / fmt->in_group_size;
     const size_t K = (size_t)1 << fmt->bits_per_codebook;
@@ -16,7 +15,22 @@ int aqi_quant_new(aq_quant **out, aq_context *ctx, const aq_format *fmt, int64_t
         || aqi_mul_size(&n_codes, n_codes, code_size)
         || aqi_mul3_size(&n_cb, (size_t)fmt->num_codebooks, K,
                          (size_t)fmt->out_group_size * (size_t)fmt->in_group_size)
-        || n_cb > SIZE_MAX / sizeof(float))
+        || n_cb > SIZE_MAX / sizeof(float) || (size_t)P > SIZE_MAX / sizeof(float))
+        return 1;
+    *codes_bytes = n_codes;
+    *codebooks_count = n_cb;
+    *scales_count = (size_t)P;
+    return 0;
+}
+
+/* Allocate an empty quant of format @p fmt (already checked): codes 0, codebooks 0, scales 1. */
+int aqi_quant_new(aq_quant **out, aq_context *ctx, const aq_format *fmt, int64_t rows, int64_t cols)
+{
+    aq_quant *q;
+    size_t n_codes, n_cb, n_scales;
+    const int64_t P = rows / fmt->out_group_size, J = cols / fmt->in_group_size;
+    const size_t K = (size_t)1 << fmt->bits_per_codebook;
+    if (aqi_quant_sizes(fmt, rows, cols, &n_codes, &n_cb, &n_scales))
         return aqi_fail(ctx, AQ_ERR_OVERFLOW, "aq_quant: sizes of a %lld x %lld matrix overflow",
                         (long long)rows, (long long)cols);
     q = aqi_calloc(ctx, 1, sizeof *q);
@@ -35,7 +49,7 @@ int aqi_quant_new(aq_quant **out, aq_context *ctx, const aq_format *fmt, int64_t
     q->go = fmt->out_group_size;
     q->codes_bytes = n_codes;
     q->codebooks_count = n_cb;
-    q->scales_count = (size_t)P;
+    q->scales_count = n_scales;
     q->codes = aqi_calloc(ctx, n_codes ? n_codes : 1, 1);
     q->codebooks = q->codes ? aqi_calloc(ctx, n_cb, sizeof(float)) : NULL;
     q->scales = q->codebooks ? aqi_alloc(ctx, sizeof(float) * (size_t)P) : NULL;

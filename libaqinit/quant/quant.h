@@ -46,6 +46,10 @@ static inline float *aqi_codeword(const aq_quant *q, int m, uint32_t k)
     return q->codebooks + ((size_t)m * (size_t)q->K + k) * (size_t)q->go * (size_t)q->g;
 }
 
+/* Array sizes of a quant of an already checked format: bytes of codes, floats of codebooks and
+ * of scales. Nonzero if a size overflows size_t. */
+int aqi_quant_sizes(const aq_format *fmt, int64_t rows, int64_t cols, size_t *codes_bytes,
+                    size_t *codebooks_count, size_t *scales_count);
 /* Allocate a quant of an already checked format (codes 0, codebooks 0, scales 1). */
 int aqi_quant_new(aq_quant **out, aq_context *ctx, const aq_format *fmt, int64_t rows, int64_t cols);
 /* Copy codes, codebooks and scales between two quants of the same shape and format. */

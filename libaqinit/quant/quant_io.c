@@ -1,7 +1,5 @@
 /* Save/load of aq_quant in the format of docs/formats.md ("Quantized matrix file"):
  * the file is assembled in memory, checksummed, written to path.tmp and renamed. */
-#include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -27,22 +25,16 @@ int aq_quant_save(const aq_quant *q, const char *path)
 {
     const char *fn = "aq_quant_save";
     unsigned char *buf, *p;
-    size_t total, len;
-    char *tmp_path;
-    FILE *f;
-    int failed, err = 0;
+    aqi_file_out out;
+    size_t total;
+    int st, failed;
     if (!q || !path)
         return aqi_fail(q ? q->ctx : NULL, AQ_ERR_INVALID_ARG, "%s: NULL argument", fn);
     if (!host_is_little_endian())
         return aqi_fail(q->ctx, AQ_ERR_UNSUPPORTED, "%s: big-endian hosts are not supported yet", fn);
     total = QUANT_HEADER_BYTES + payload_bytes(q) + 4;
-    len = strlen(path);
-    buf = aqi_alloc(q->ctx, total);
-    tmp_path = buf ? aqi_alloc(q->ctx, len + 5) : NULL;
-    if (!tmp_path) {
-        aqi_free(q->ctx, buf);
+    if (!(buf = aqi_alloc(q->ctx, total)))
         return AQ_ERR_NOMEM;
-    }
     memset(buf, 0, QUANT_HEADER_BYTES);
     memcpy(buf, QUANT_MAGIC, 8);
     aqi_put_le32(buf + 8, QUANT_VERSION);
@@ -61,105 +53,87 @@ int aq_quant_save(const aq_quant *q, const char *path)
     memcpy(p, q->scales, q->scales_count * sizeof(float));
     p += q->scales_count * sizeof(float);
     aqi_put_le32(p, aqi_crc32(0, buf, total - 4));
-
-    memcpy(tmp_path, path, len);
-    memcpy(tmp_path + len, ".tmp", 5);
-    f = fopen(tmp_path, "wb");
-    failed = !f || fwrite(buf, 1, total, f) != total;
-    if (!failed && fflush(f) != 0)
-        failed = 1;
-    if (failed)
-        err = errno;
-    if (f && fclose(f) != 0 && !failed) {
-        failed = 1;
-        err = errno;
+    /* path.tmp written whole, then renamed: path holds the old file or the new one */
+    if ((st = aqi_file_create(q->ctx, fn, &out, path)) == AQ_OK) {
+        failed = fwrite(buf, 1, total, out.f) != total;
+        st = aqi_file_commit(q->ctx, fn, &out, failed);
     }
-    if (!failed && rename(tmp_path, path) != 0) {
-        failed = 1;
-        err = errno;
-    }
-    if (failed) {
-        remove(tmp_path);
-        aqi_fail(q->ctx, AQ_ERR_IO, "%s: writing '%s' failed: %s", fn, path, strerror(err));
-    }
-    aqi_free(q->ctx, tmp_path);
     aqi_free(q->ctx, buf);
-    return failed ? AQ_ERR_IO : AQ_OK;
+    return st;
 }
 
-/* Read a whole file into a context allocation. */
-static int read_file(aq_context *ctx, const char *path, unsigned char **out, size_t *size)
+/* The header's format and shape, checked, and the file length they imply; nothing is allocated
+ * before the caller has compared that length with the file's. */
+static int parse_header(aq_context *ctx, const char *path, const unsigned char *hdr, aq_format *fmt,
+                        int64_t *rows, int64_t *cols, uint64_t *file_bytes)
 {
-    FILE *f = fopen(path, "rb");
-    long end;
-    unsigned char *buf;
-    if (!f)
-        return aqi_fail(ctx, AQ_ERR_IO, "aq_quant_load: cannot open '%s': %s", path, strerror(errno));
-    if (fseek(f, 0, SEEK_END) != 0 || (end = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        return aqi_fail(ctx, AQ_ERR_IO, "aq_quant_load: cannot size '%s'", path);
-    }
-    buf = aqi_alloc(ctx, (size_t)end + 1);
-    if (!buf) {
-        fclose(f);
-        return AQ_ERR_NOMEM;
-    }
-    if (fread(buf, 1, (size_t)end, f) != (size_t)end) {
-        fclose(f);
-        aqi_free(ctx, buf);
-        return aqi_fail(ctx, AQ_ERR_IO, "aq_quant_load: reading '%s' failed", path);
-    }
-    fclose(f);
-    *out = buf;
-    *size = (size_t)end;
+    const char *fn = "aq_quant_load";
+    uint64_t r, c;
+    size_t n_codes, n_cb, n_scales;
+    uint32_t version;
+    if (memcmp(hdr, QUANT_MAGIC, 8) != 0)
+        return aqi_fail(ctx, AQ_ERR_FORMAT, "%s: '%s' is not a libaqinit quantized-matrix file", fn, path);
+    if ((version = aqi_get_le32(hdr + 8)) != QUANT_VERSION)
+        return aqi_fail(ctx, AQ_ERR_FORMAT, "%s: '%s' has version %u (this library reads %u)", fn, path,
+                        (unsigned)version, QUANT_VERSION);
+    if (aqi_get_le32(hdr + 12) != 0 || aqi_get_le32(hdr + 52) != 0)
+        return aqi_fail(ctx, AQ_ERR_FORMAT, "%s: '%s' has non-zero reserved header fields", fn, path);
+    r = aqi_get_le64(hdr + 16);
+    c = aqi_get_le64(hdr + 24);
+    aq_format_init(fmt);
+    fmt->num_codebooks = (int32_t)aqi_get_le32(hdr + 32);
+    fmt->bits_per_codebook = (int32_t)aqi_get_le32(hdr + 36);
+    fmt->in_group_size = (int32_t)aqi_get_le32(hdr + 40);
+    fmt->out_group_size = (int32_t)aqi_get_le32(hdr + 44);
+    fmt->scale_mode = (int32_t)aqi_get_le32(hdr + 48);
+    if (r > INT64_MAX || c > INT64_MAX || aqi_get_le32(hdr + 32) > INT32_MAX
+        || aqi_get_le32(hdr + 36) > INT32_MAX || aqi_get_le32(hdr + 40) > INT32_MAX
+        || aqi_get_le32(hdr + 44) > INT32_MAX || aqi_get_le32(hdr + 48) > INT32_MAX
+        || aq_format_check(NULL, fmt, (int64_t)r, (int64_t)c) != AQ_OK)
+        return aqi_fail(ctx, AQ_ERR_FORMAT, "%s: '%s' has an invalid shape or format in its header", fn, path);
+    if (aqi_quant_sizes(fmt, (int64_t)r, (int64_t)c, &n_codes, &n_cb, &n_scales)
+        || n_cb + n_scales < n_cb || (n_cb + n_scales) > (UINT64_MAX - n_codes - QUANT_HEADER_BYTES - 4) / 4)
+        return aqi_fail(ctx, AQ_ERR_FORMAT, "%s: '%s' has header sizes that overflow", fn, path);
+    *rows = (int64_t)r;
+    *cols = (int64_t)c;
+    *file_bytes = QUANT_HEADER_BYTES + (uint64_t)n_codes + 4 * ((uint64_t)n_cb + n_scales) + 4;
     return AQ_OK;
 }
 
-static int parse(aq_context *ctx, const unsigned char *buf, size_t size, aq_quant **out)
+/* The payload after the header, checksummed, into a new quant. */
+static int read_payload(aq_context *ctx, const char *path, FILE *f, const unsigned char *hdr,
+                        const aq_format *fmt, int64_t rows, int64_t cols, aq_quant **out)
 {
-    aq_format fmt;
+    const char *fn = "aq_quant_load";
     aq_quant *q = NULL;
-    uint64_t rows, cols;
-    uint32_t version;
-    int st;
-    if (size < QUANT_HEADER_BYTES + 4 || memcmp(buf, QUANT_MAGIC, 8) != 0)
-        return aqi_fail(ctx, AQ_ERR_FORMAT, "aq_quant_load: not a libaqinit quantized-matrix file");
-    if ((version = aqi_get_le32(buf + 8)) != QUANT_VERSION)
-        return aqi_fail(ctx, AQ_ERR_FORMAT, "aq_quant_load: unsupported version %u (this library reads %u)",
-                        (unsigned)version, QUANT_VERSION);
-    if (aqi_crc32(0, buf, size - 4) != aqi_get_le32(buf + size - 4))
-        return aqi_fail(ctx, AQ_ERR_FORMAT, "aq_quant_load: checksum mismatch (corrupted or truncated file)");
-    rows = aqi_get_le64(buf + 16);
-    cols = aqi_get_le64(buf + 24);
-    aq_format_init(&fmt);
-    fmt.num_codebooks = (int32_t)aqi_get_le32(buf + 32);
-    fmt.bits_per_codebook = (int32_t)aqi_get_le32(buf + 36);
-    fmt.in_group_size = (int32_t)aqi_get_le32(buf + 40);
-    fmt.out_group_size = (int32_t)aqi_get_le32(buf + 44);
-    fmt.scale_mode = (int32_t)aqi_get_le32(buf + 48);
-    if (rows > INT64_MAX || cols > INT64_MAX
-        || aq_format_check(NULL, &fmt, (int64_t)rows, (int64_t)cols) != AQ_OK)
-        return aqi_fail(ctx, AQ_ERR_FORMAT, "aq_quant_load: invalid shape or format in the header");
-    st = aqi_quant_new(&q, ctx, &fmt, (int64_t)rows, (int64_t)cols);
-    if (st == AQ_ERR_OVERFLOW)
-        st = aqi_fail(ctx, AQ_ERR_FORMAT, "aq_quant_load: header sizes overflow");
+    unsigned char crc_bytes[4];
+    uint32_t crc = aqi_crc32(0, hdr, QUANT_HEADER_BYTES);
+    int st = aqi_quant_new(&q, ctx, fmt, rows, cols);
     if (st != AQ_OK)
         return st;
-    if (size != QUANT_HEADER_BYTES + payload_bytes(q) + 4) {
-        aq_quant_free(q);
-        return aqi_fail(ctx, AQ_ERR_FORMAT, "aq_quant_load: file length %zu does not match its header", size);
+    struct { void *data; size_t bytes; } part[3] = {
+        {q->codes, q->codes_bytes},
+        {q->codebooks, q->codebooks_count * sizeof(float)},
+        {q->scales, q->scales_count * sizeof(float)}};
+    for (int i = 0; i < 3 && st == AQ_OK; i++) {
+        if (fread(part[i].data, 1, part[i].bytes, f) != part[i].bytes)
+            st = AQ_ERR_IO;
+        else
+            crc = aqi_crc32(crc, part[i].data, part[i].bytes);
     }
-    const unsigned char *p = buf + QUANT_HEADER_BYTES;
-    memcpy(q->codes, p, q->codes_bytes);
-    p += q->codes_bytes;
-    memcpy(q->codebooks, p, q->codebooks_count * sizeof(float));
-    p += q->codebooks_count * sizeof(float);
-    memcpy(q->scales, p, q->scales_count * sizeof(float));
-    if (!aqi_quant_codes_valid(q, q->codes)
-        || !aqi_all_finite_f32(q->codebooks, 1, (int64_t)q->codebooks_count, (int64_t)q->codebooks_count)
-        || !aqi_all_finite_f32(q->scales, 1, (int64_t)q->scales_count, (int64_t)q->scales_count)) {
+    if (st == AQ_OK && fread(crc_bytes, 1, 4, f) != 4)
+        st = AQ_ERR_IO;
+    if (st != AQ_OK)
+        st = aqi_fail(ctx, AQ_ERR_IO, "%s: reading '%s' failed (changed while read?)", fn, path);
+    else if (aqi_get_le32(crc_bytes) != crc)
+        st = aqi_fail(ctx, AQ_ERR_FORMAT, "%s: '%s' is corrupted (CRC-32 mismatch)", fn, path);
+    else if (!aqi_quant_codes_valid(q, q->codes)
+             || !aqi_all_finite_f32(q->codebooks, 1, (int64_t)q->codebooks_count, (int64_t)q->codebooks_count)
+             || !aqi_all_finite_f32(q->scales, 1, (int64_t)q->scales_count, (int64_t)q->scales_count))
+        st = aqi_fail(ctx, AQ_ERR_FORMAT, "%s: '%s' holds a code >= K or a value that is not finite", fn, path);
+    if (st != AQ_OK) {
         aq_quant_free(q);
-        return aqi_fail(ctx, AQ_ERR_FORMAT, "aq_quant_load: a code is >= K or a value is not finite");
+        return st;
     }
     *out = q;
     return AQ_OK;
@@ -167,17 +141,30 @@ static int parse(aq_context *ctx, const unsigned char *buf, size_t size, aq_quan
 
 int aq_quant_load(aq_quant **out, aq_context *ctx, const char *path)
 {
-    unsigned char *buf = NULL;
-    size_t size = 0;
+    const char *fn = "aq_quant_load";
+    unsigned char hdr[QUANT_HEADER_BYTES];
+    uint64_t size = 0, want = 0;
+    aq_format fmt;
+    int64_t rows = 0, cols = 0;
+    FILE *f;
     int st;
     if (!out || !ctx || !path)
-        return aqi_fail(ctx, AQ_ERR_INVALID_ARG, "aq_quant_load: NULL argument");
+        return aqi_fail(ctx, AQ_ERR_INVALID_ARG, "%s: NULL argument", fn);
     *out = NULL;
     if (!host_is_little_endian())
-        return aqi_fail(ctx, AQ_ERR_UNSUPPORTED, "aq_quant_load: big-endian hosts are not supported yet");
-    if ((st = read_file(ctx, path, &buf, &size)) != AQ_OK)
+        return aqi_fail(ctx, AQ_ERR_UNSUPPORTED, "%s: big-endian hosts are not supported yet", fn);
+    if ((st = aqi_file_open_regular(ctx, fn, path, &f, &size)) != AQ_OK)
         return st;
-    st = parse(ctx, buf, size, out);
-    aqi_free(ctx, buf);
+    if (size < QUANT_HEADER_BYTES + 4 || fread(hdr, 1, QUANT_HEADER_BYTES, f) != QUANT_HEADER_BYTES)
+        st = aqi_fail(ctx, AQ_ERR_FORMAT, "%s: '%s' is too short (%llu bytes) for a quantized-matrix file", fn,
+                      path, (unsigned long long)size);
+    if (st == AQ_OK)
+        st = parse_header(ctx, path, hdr, &fmt, &rows, &cols, &want);
+    if (st == AQ_OK && want != size)
+        st = aqi_fail(ctx, AQ_ERR_FORMAT, "%s: '%s' has %llu bytes but its header implies %llu: truncated or "
+                      "inconsistent", fn, path, (unsigned long long)size, (unsigned long long)want);
+    if (st == AQ_OK)
+        st = read_payload(ctx, path, f, hdr, &fmt, rows, cols, out);
+    fclose(f);
     return st;
 }
