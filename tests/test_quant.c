@@ -423,6 +423,62 @@ START_TEST(directory_and_reserved_fields_are_refused)
 }
 END_TEST
 
+/* Issue 13 item 2: every function taking a leading dimension refuses one beyond the BLAS index
+ * range or whose extent overflows, before it reads or writes anything (the buffers here are
+ * small: a call that went ahead would read or write far outside them). */
+START_TEST(leading_dimensions_out_of_range_are_refused)
+{
+    aq_context *ctx = tu_context(1, 0);
+    aq_format f;
+    aq_quant *q;
+    aq_hessian *H;
+    const int64_t rows = 16, cols = 16, n = 16;
+    const int64_t huge[] = {INT64_MAX / 8, ((int64_t)1 << 32) + 64, (int64_t)INT32_MAX + 1};
+    float *W = tu_random_matrix(rows, cols, 5), *Y = malloc(sizeof(float) * (size_t)(n * rows));
+    float grad_cb[2 * 256 * 8], grad_s[16];
+    double err;
+    int64_t changed;
+    aq_format_parse(&f, "2x8g8");
+    ck_assert_int_eq(aq_quant_create(&q, ctx, &f, rows, cols), AQ_OK);
+    randomize(q, 3);
+    ck_assert_int_eq(aq_hessian_create(&H, ctx, cols), AQ_OK);
+    ck_assert_int_eq(aq_hessian_add(H, W, rows, cols), AQ_OK);
+    size_t nb;
+    const void *codes0 = aq_quant_codes(q, &nb);
+    unsigned char *before = malloc(nb);
+    memcpy(before, codes0, nb);
+    for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+        const int64_t ld = huge[i];
+        for (int64_t k = 0; k < n * rows; k++)
+            Y[k] = -7.0f;
+        ck_assert_int_eq(aq_quant_matmul(q, W, n, ld, Y, rows), AQ_ERR_OVERFLOW);
+        ck_assert_int_eq(aq_quant_matmul(q, W, n, cols, Y, ld), AQ_ERR_OVERFLOW);
+        for (int64_t k = 0; k < n * rows; k++)
+            ck_assert(Y[k] == -7.0f); /* nothing written */
+        ck_assert_int_eq(aq_quant_dequantize(q, Y, ld), AQ_ERR_OVERFLOW);
+        ck_assert_int_eq(aq_quant_output_error(&err, q, W, ld, H), AQ_ERR_OVERFLOW);
+        ck_assert_int_eq(aq_quant_weight_mse(&err, q, W, ld), AQ_ERR_OVERFLOW);
+        ck_assert_int_eq(aq_init(ctx, q, W, ld, H, NULL), AQ_ERR_OVERFLOW);
+        ck_assert_int_eq(aq_beam_search(ctx, q, W, ld, H, NULL), AQ_ERR_OVERFLOW);
+        ck_assert_int_eq(aq_update_codebooks(ctx, q, W, ld, H, NULL), AQ_ERR_OVERFLOW);
+        ck_assert_int_eq(aq_optimize(ctx, q, W, ld, H, NULL), AQ_ERR_OVERFLOW);
+        ck_assert_int_eq(aq_quantize_layer(ctx, q, W, ld, H, NULL), AQ_ERR_OVERFLOW);
+        ck_assert_int_eq(aq_quant_backward(q, W, ld, grad_cb, grad_s), AQ_ERR_OVERFLOW);
+        ck_assert_int_eq(aq_vstep(ctx, q, W, ld, H, NULL, &changed), AQ_ERR_OVERFLOW);
+        ck_assert_int_eq(aq_hessian_add(H, W, rows, ld), AQ_ERR_OVERFLOW);
+        ck_assert_ptr_nonnull(strstr(aq_context_last_error(ctx), "ld"));
+        ck_assert_int_eq(memcmp(aq_quant_codes(q, NULL), before, nb), 0);
+    }
+    ck_assert_int_eq(aq_hessian_num_samples(H), rows);
+    free(before);
+    free(W);
+    free(Y);
+    aq_hessian_free(H);
+    aq_quant_free(q);
+    aq_context_free(ctx);
+}
+END_TEST
+
 START_TEST(allocation_failures)
 {
     failing_allocator fa = {0, 0, 0};
@@ -487,6 +543,7 @@ static Suite *quant_suite(void)
     tcase_add_test(tc, save_load_round_trip_and_bad_files);
     tcase_add_test(tc, crafted_headers_allocate_no_more_than_the_file);
     tcase_add_test(tc, directory_and_reserved_fields_are_refused);
+    tcase_add_test(tc, leading_dimensions_out_of_range_are_refused);
     tcase_add_test(tc, allocation_failures);
     suite_add_tcase(s, tc);
     return s;

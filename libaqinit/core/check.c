@@ -29,3 +29,21 @@ int aqi_all_finite_f64(const double *x, int64_t rows, int64_t cols, int64_t ld)
     }
     return 1;
 }
+
+int aqi_check_ld(aq_context *ctx, const char *fn, const char *what, int64_t rows, int64_t cols, int64_t ld,
+                 size_t elem)
+{
+    size_t bytes;
+    if (ld < cols || ld < 1)
+        return aqi_fail(ctx, AQ_ERR_SHAPE, "%s: ld %lld of %s < %lld columns", fn, (long long)ld, what,
+                        (long long)cols);
+    if (ld > INT32_MAX)
+        return aqi_fail(ctx, AQ_ERR_OVERFLOW, "%s: ld %lld of %s exceeds the BLAS index range (2^31 - 1)", fn,
+                        (long long)ld, what);
+    if (rows <= 0)
+        return AQ_OK;
+    if (rows - 1 > (INT64_MAX - cols) / ld)
+        return aqi_fail(ctx, AQ_ERR_OVERFLOW, "%s: %lld rows of %s with ld %lld overflow", fn, (long long)rows,
+                        what, (long long)ld);
+    return aqi_bytes(ctx, &bytes, (rows - 1) * ld + cols, elem, fn);
+}

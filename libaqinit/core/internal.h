@@ -78,6 +78,11 @@ double aqi_rng_uniform(aqi_rng *rng);             /* uniform in [0, 1) */
 /* ---- checks (check.c) ---- */
 int aqi_all_finite_f32(const float *x, int64_t rows, int64_t cols, int64_t ld);
 int aqi_all_finite_f64(const double *x, int64_t rows, int64_t cols, int64_t ld);
+/* A caller's matrix @p what (rows × cols of @p elem bytes, leading dimension ld): AQ_ERR_SHAPE if ld < cols,
+ * AQ_ERR_OVERFLOW if ld exceeds the BLAS index range (2^31 − 1) or the extent (rows − 1)·ld + cols
+ * does not fit in memory's address range; a message naming @p fn either way. */
+int aqi_check_ld(aq_context *ctx, const char *fn, const char *what, int64_t rows, int64_t cols, int64_t ld,
+                 size_t elem);
 
 /* ---- little-endian fields of the file formats (docs/formats.md) ---- */
 static inline void aqi_put_le32(unsigned char *p, uint32_t v)

@@ -111,7 +111,6 @@ int aq_hessian_create_from_matrix(aq_hessian **out, aq_context *ctx, const doubl
 {
     const char *fn = "aq_hessian_create_from_matrix";
     aq_hessian *h;
-    size_t bytes;
     int st;
     if (!out)
         return aqi_fail(ctx, AQ_ERR_INVALID_ARG, "%s: out is NULL", fn);
@@ -125,10 +124,7 @@ int aq_hessian_create_from_matrix(aq_hessian **out, aq_context *ctx, const doubl
     if (n_inputs < 1 || ld < n_inputs)
         return aqi_fail(ctx, AQ_ERR_SHAPE, "%s: n_inputs %lld must be >= 1 and ld %lld >= n_inputs", fn,
                         (long long)n_inputs, (long long)ld);
-    if (n_inputs - 1 > (INT64_MAX - n_inputs) / ld)
-        return aqi_fail(ctx, AQ_ERR_OVERFLOW, "%s: %lld rows of leading dimension %lld overflow", fn,
-                        (long long)n_inputs, (long long)ld);
-    if ((st = aqi_bytes(ctx, &bytes, (n_inputs - 1) * ld + n_inputs, sizeof(double), fn)) != AQ_OK)
+    if ((st = aqi_check_ld(ctx, fn, "H", n_inputs, n_inputs, ld, sizeof(double))) != AQ_OK)
         return st;
     if ((st = check_given_matrix(ctx, H, n_inputs, ld)) != AQ_OK)
         return st;
@@ -177,7 +173,6 @@ static int check_add_args(const aq_hessian *h, const float *X, int64_t n_rows, i
 {
     const char *fn = "aq_hessian_add";
     int64_t n = h->n_inputs;
-    size_t bytes;
     if (n_rows < 0)
         return aqi_fail(h->ctx, AQ_ERR_SHAPE, "%s: n_rows %lld is negative", fn, (long long)n_rows);
     if (ld < n)
@@ -187,10 +182,7 @@ static int check_add_args(const aq_hessian *h, const float *X, int64_t n_rows, i
         return AQ_OK;
     if (!X)
         return aqi_fail(h->ctx, AQ_ERR_INVALID_ARG, "%s: X is NULL", fn);
-    if (n_rows - 1 > (INT64_MAX - n) / ld)
-        return aqi_fail(h->ctx, AQ_ERR_OVERFLOW, "%s: %lld rows of leading dimension %lld overflow", fn,
-                        (long long)n_rows, (long long)ld);
-    return aqi_bytes(h->ctx, &bytes, (n_rows - 1) * ld + n, sizeof(float), fn);
+    return aqi_check_ld(h->ctx, fn, "X", n_rows, n, ld, sizeof(float));
 }
 
 /* Reserve @p n_rows samples for an add in flight so that the count can never overflow halfway

@@ -48,7 +48,6 @@ int aq_hessian_copy_matrix(const aq_hessian *h, double *out, int64_t ld, double 
     const char *fn = "aq_hessian_copy_matrix";
     int64_t n;
     double shift = 0.0;
-    size_t bytes;
     int st;
     if (!h)
         return AQ_ERR_INVALID_ARG;
@@ -58,10 +57,7 @@ int aq_hessian_copy_matrix(const aq_hessian *h, double *out, int64_t ld, double 
     if (ld < n)
         return aqi_fail(h->ctx, AQ_ERR_SHAPE, "%s: ld %lld is smaller than n_inputs %lld", fn,
                         (long long)ld, (long long)n);
-    if (n - 1 > (INT64_MAX - n) / ld)
-        return aqi_fail(h->ctx, AQ_ERR_OVERFLOW, "%s: %lld rows of leading dimension %lld overflow", fn,
-                        (long long)n, (long long)ld);
-    if ((st = aqi_bytes(h->ctx, &bytes, (n - 1) * ld + n, sizeof(double), fn)) != AQ_OK)
+    if ((st = aqi_check_ld(h->ctx, fn, "out", n, n, ld, sizeof(double))) != AQ_OK)
         return st;
     aqi_hessian_lock(h);
     st = damping_shift(h, rel_damping, fn, &shift);

@@ -32,9 +32,9 @@ static int check_arguments(aq_context *ctx, const aq_quant *q, const float *W, i
     const char *fn = "aq_init";
     if (!q || !W)
         return aqi_fail(ctx, AQ_ERR_INVALID_ARG, "%s: %s is NULL", fn, q ? "W" : "quant");
-    if (ld < q->cols)
-        return aqi_fail(ctx, AQ_ERR_SHAPE, "%s: leading dimension %lld < %lld columns", fn, (long long)ld,
-                        (long long)q->cols);
+    int st = aqi_check_ld(ctx, fn, "W", q->rows, q->cols, ld, sizeof(float));
+    if (st != AQ_OK)
+        return st;
     if (opt->init_method == AQ_INIT_OA_EM) {
         if (!H)
             return aqi_fail(ctx, AQ_ERR_INVALID_ARG, "%s: AQ_INIT_OA_EM needs a Hessian", fn);

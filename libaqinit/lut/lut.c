@@ -440,9 +440,9 @@ int aq_quant_matmul(const aq_quant *q, const float *X, int64_t n, int64_t ldx, f
         return AQ_ERR_INVALID_ARG;
     if (!X || !Y || n < 0)
         return aqi_fail(q->ctx, AQ_ERR_INVALID_ARG, "%s: %s", fn, n < 0 ? "n < 0" : "X or Y is NULL");
-    if (ldx < q->cols || ldy < q->rows)
-        return aqi_fail(q->ctx, AQ_ERR_SHAPE, "%s: ldx %lld < %lld columns or ldy %lld < %lld rows", fn,
-                        (long long)ldx, (long long)q->cols, (long long)ldy, (long long)q->rows);
+    if ((st = aqi_check_ld(q->ctx, fn, "X", n, q->cols, ldx, sizeof(float))) != AQ_OK
+        || (st = aqi_check_ld(q->ctx, fn, "Y", n, q->rows, ldy, sizeof(float))) != AQ_OK)
+        return st;
     if (n > INT32_MAX || q->rows > INT32_MAX || q->cols > INT32_MAX)
         return aqi_fail(q->ctx, AQ_ERR_OVERFLOW, "%s: sizes exceed BLAS's int", fn);
     if (n < AQI_MATMUL_DENSE_MIN_ROWS) {

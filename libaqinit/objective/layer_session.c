@@ -19,9 +19,9 @@ int aqi_opt_validate(aq_context *ctx, const char *fn, const aq_quant *q, const f
         return AQ_ERR_INVALID_ARG;
     if (!q || !W || !H)
         return aqi_fail(ctx, AQ_ERR_INVALID_ARG, "%s: NULL %s", fn, !q ? "quant" : !W ? "W" : "H");
-    if (ld < q->cols)
-        return aqi_fail(ctx, AQ_ERR_SHAPE, "%s: leading dimension %lld < %lld columns", fn,
-                        (long long)ld, (long long)q->cols);
+    int st = aqi_check_ld(ctx, fn, "W", q->rows, q->cols, ld, sizeof(float));
+    if (st != AQ_OK)
+        return st;
     if (aq_hessian_num_inputs(H) != q->cols)
         return aqi_fail(ctx, AQ_ERR_SHAPE, "%s: H has %lld inputs but the quant has %lld columns", fn,
                         (long long)aq_hessian_num_inputs(H), (long long)q->cols);

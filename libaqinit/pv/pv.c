@@ -18,8 +18,9 @@ int aq_quant_backward(const aq_quant *q, const float *G, int64_t ld, float *grad
         return AQ_ERR_INVALID_ARG;
     if (!G)
         return aqi_fail(q->ctx, AQ_ERR_INVALID_ARG, "%s: grad_W is NULL", fn);
-    if (ld < q->cols)
-        return aqi_fail(q->ctx, AQ_ERR_SHAPE, "%s: ld %lld < %lld columns", fn, (long long)ld, (long long)q->cols);
+    int st = aqi_check_ld(q->ctx, fn, "grad_W", q->rows, q->cols, ld, sizeof(float));
+    if (st != AQ_OK)
+        return st;
     if (!aqi_all_finite_f32(G, q->rows, q->cols, ld))
         return aqi_fail(q->ctx, AQ_ERR_NONFINITE, "%s: grad_W contains NaN or Inf", fn);
     if (grad_codebooks && !(acc = aqi_calloc(q->ctx, q->codebooks_count, sizeof(double))))
@@ -233,8 +234,8 @@ int aq_vstep(aq_context *ctx, aq_quant *q, const float *target, int64_t ld, cons
         return AQ_ERR_INVALID_ARG;
     if (!q || !target)
         return aqi_fail(ctx, AQ_ERR_INVALID_ARG, "%s: %s is NULL", fn, q ? "target" : "quant");
-    if (ld < q->cols)
-        return aqi_fail(ctx, AQ_ERR_SHAPE, "%s: ld %lld < %lld columns", fn, (long long)ld, (long long)q->cols);
+    if ((st = aqi_check_ld(ctx, fn, "target", q->rows, q->cols, ld, sizeof(float))) != AQ_OK)
+        return st;
     if (q->M > 64 || (int64_t)q->g > 256)
         return aqi_fail(ctx, AQ_ERR_UNSUPPORTED, "%s: more than 64 codebooks or groups wider than 256", fn);
     if (H && aq_hessian_num_inputs(H) != q->cols)

@@ -43,9 +43,9 @@ int aq_quant_dequantize(const aq_quant *q, float *W_out, int64_t ld)
     dequant_job job;
     if (!q || !W_out)
         return aqi_fail(q ? q->ctx : NULL, AQ_ERR_INVALID_ARG, "aq_quant_dequantize: NULL argument");
-    if (ld < q->cols)
-        return aqi_fail(q->ctx, AQ_ERR_SHAPE, "aq_quant_dequantize: ld %lld < %lld columns", (long long)ld,
-                        (long long)q->cols);
+    int st = aqi_check_ld(q->ctx, "aq_quant_dequantize", "W_out", q->rows, q->cols, ld, sizeof(float));
+    if (st != AQ_OK)
+        return st;
     job.q = q;
     job.out = W_out;
     job.ld = ld;
@@ -56,8 +56,9 @@ static int check_weight(const aq_quant *q, const float *W, int64_t ld, const cha
 {
     if (!W)
         return aqi_fail(q->ctx, AQ_ERR_INVALID_ARG, "%s: NULL weight", fn);
-    if (ld < q->cols)
-        return aqi_fail(q->ctx, AQ_ERR_SHAPE, "%s: ld %lld < %lld columns", fn, (long long)ld, (long long)q->cols);
+    int st = aqi_check_ld(q->ctx, fn, "W", q->rows, q->cols, ld, sizeof(float));
+    if (st != AQ_OK)
+        return st;
     if (!aqi_all_finite_f32(W, q->rows, q->cols, ld))
         return aqi_fail(q->ctx, AQ_ERR_NONFINITE, "%s: NaN or Inf in the weight", fn);
     return AQ_OK;
