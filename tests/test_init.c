@@ -3,6 +3,7 @@
 #include <float.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "init/assign.h"
 #include "init/em.h"
@@ -725,6 +726,76 @@ START_TEST(bad_input_leaves_quant_unchanged)
 }
 END_TEST
 
+/* Issue 13 item 5: finite but huge weights (3e38, 2e16) are refused by every algorithm and the
+ * error measures (before: GREEDY returned AQ_OK with an infinite scale, and aq_quant_save wrote a
+ * file aq_quant_load rejected); weights just inside the bound quantize to finite arrays that
+ * save and load. */
+START_TEST(huge_finite_weights_are_refused_or_stay_finite)
+{
+    aq_context *ctx = tu_context(2, 1);
+    const int64_t rows = 32, cols = 32;
+    const double magnitudes[] = {3e38, 2e16};
+    float *X = tu_random_matrix(256, cols, 9), *W = tu_random_matrix(rows, cols, 10);
+    aq_hessian *H;
+    aq_options *o;
+    ck_assert_int_eq(aq_hessian_create(&H, ctx, cols), AQ_OK);
+    ck_assert_int_eq(aq_hessian_add(H, X, 256, cols), AQ_OK);
+    ck_assert_int_eq(aq_options_create(&o, ctx), AQ_OK);
+    ck_assert_int_eq(aq_options_set_int(o, AQ_OPT_MAX_EPOCHS, 1), AQ_OK);
+    for (int scaled = 0; scaled < 2; scaled++)
+        for (int method = 0; method < 2; method++) {
+            aq_format f;
+            aq_quant *q;
+            double err;
+            int64_t changed;
+            aq_format_parse(&f, "2x8g8");
+            f.scale_mode = scaled ? AQ_SCALE_PER_OUTPUT_GROUP : AQ_SCALE_NONE;
+            ck_assert_int_eq(aq_options_set_int(o, AQ_OPT_INIT_METHOD, method ? AQ_INIT_OA_EM : AQ_INIT_GREEDY),
+                             AQ_OK);
+            ck_assert_int_eq(aq_quant_create(&q, ctx, &f, rows, cols), AQ_OK);
+            for (size_t k = 0; k < sizeof magnitudes / sizeof magnitudes[0]; k++) {
+                float *B = malloc(sizeof(float) * (size_t)(rows * cols));
+                for (int64_t i = 0; i < rows * cols; i++)
+                    B[i] = (float)(W[i] / 4.0 * magnitudes[k]); /* |W| < 4 here: finite */
+                B[5] = (float)magnitudes[k];
+                ck_assert_int_eq(aq_init(ctx, q, B, cols, H, o), AQ_ERR_NONFINITE);
+                ck_assert_ptr_nonnull(strstr(aq_context_last_error(ctx), "above"));
+                ck_assert_int_eq(aq_optimize(ctx, q, B, cols, H, o), AQ_ERR_NONFINITE);
+                ck_assert_int_eq(aq_quantize_layer(ctx, q, B, cols, H, o), AQ_ERR_NONFINITE);
+                ck_assert_int_eq(aq_vstep(ctx, q, B, cols, H, o, &changed), AQ_ERR_NONFINITE);
+                ck_assert_int_eq(aq_quant_output_error(&err, q, B, cols, H), AQ_ERR_NONFINITE);
+                free(B);
+            }
+            /* inside the bound: finite results that survive a save and a load */
+            float *B = malloc(sizeof(float) * (size_t)(rows * cols));
+            for (int64_t i = 0; i < rows * cols; i++)
+                B[i] = (float)(W[i] / 4.0 * 1e15);
+            ck_assert_int_eq(aq_quantize_layer(ctx, q, B, cols, H, o), AQ_OK);
+            float *D = malloc(sizeof(float) * (size_t)(rows * cols));
+            ck_assert_int_eq(aq_quant_dequantize(q, D, cols), AQ_OK);
+            for (int64_t i = 0; i < rows * cols; i++)
+                ck_assert(isfinite(D[i]));
+            ck_assert_int_eq(aq_quant_output_error(&err, q, B, cols, H), AQ_OK);
+            ck_assert(err >= 0 && err < 1);
+            char path[64];
+            snprintf(path, sizeof path, "/tmp/aqinit-test-huge-%ld.aqq", (long)getpid());
+            aq_quant *r = NULL;
+            ck_assert_int_eq(aq_quant_save(q, path), AQ_OK);
+            ck_assert_int_eq(aq_quant_load(&r, ctx, path), AQ_OK);
+            remove(path);
+            aq_quant_free(r);
+            free(D);
+            free(B);
+            aq_quant_free(q);
+        }
+    aq_options_free(o);
+    aq_hessian_free(H);
+    free(X);
+    free(W);
+    aq_context_free(ctx);
+}
+END_TEST
+
 START_TEST(cancel_and_allocation_failure_leave_quant_unchanged)
 {
     const int64_t O = 32, In = 32;
@@ -808,6 +879,7 @@ static Suite *init_suite(void)
     tcase_add_test(tc, odd_shapes);
     tcase_add_test(tc, bad_input_leaves_quant_unchanged);
     tcase_add_test(tc, cancel_and_allocation_failure_leave_quant_unchanged);
+    tcase_add_test(tc, huge_finite_weights_are_refused_or_stay_finite);
     suite_add_tcase(s, tc);
     return s;
 }

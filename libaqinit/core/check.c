@@ -47,3 +47,34 @@ int aqi_check_ld(aq_context *ctx, const char *fn, const char *what, int64_t rows
                         what, (long long)ld);
     return aqi_bytes(ctx, &bytes, (rows - 1) * ld + cols, elem, fn);
 }
+
+/* Largest |x|, or −1 if some element is NaN or Inf. */
+static float max_abs_or_nonfinite(const float *x, int64_t rows, int64_t cols, int64_t ld)
+{
+    float max_abs = 0.0f;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *row = x + r * ld;
+        float acc = 0.0f;
+        for (int64_t c = 0; c < cols; c++) {
+            float a = fabsf(row[c]);
+            acc += row[c] * 0.0f;
+            max_abs = a > max_abs ? a : max_abs;
+        }
+        if (acc != 0.0f)
+            return -1.0f;
+    }
+    return max_abs;
+}
+
+int aqi_check_weights(aq_context *ctx, const char *fn, const char *what, const float *W, int64_t rows,
+                      int64_t cols, int64_t ld)
+{
+    float max_abs = max_abs_or_nonfinite(W, rows, cols, ld);
+    if (max_abs < 0.0f)
+        return aqi_fail(ctx, AQ_ERR_NONFINITE, "%s: %s contains NaN or Inf", fn, what);
+    if (max_abs > AQI_MAX_ABS_WEIGHT)
+        return aqi_fail(ctx, AQ_ERR_NONFINITE, "%s: %s holds |value| %g, above the %g that float arithmetic "
+                        "(scales, distances, W·H) can carry without overflow", fn, what, (double)max_abs,
+                        AQI_MAX_ABS_WEIGHT);
+    return AQ_OK;
+}

@@ -81,6 +81,13 @@ int aqi_all_finite_f64(const double *x, int64_t rows, int64_t cols, int64_t ld);
 /* A caller's matrix @p what (rows × cols of @p elem bytes, leading dimension ld): AQ_ERR_SHAPE if ld < cols,
  * AQ_ERR_OVERFLOW if ld exceeds the BLAS index range (2^31 − 1) or the extent (rows − 1)·ld + cols
  * does not fit in memory's address range; a message naming @p fn either way. */
+/* Weights (or a target) the algorithms can quantize: finite and |w| <= AQI_MAX_ABS_WEIGHT, so that
+ * row-group norms (the scales), squared distances of g_o·g-element tiles and products with H stay
+ * finite in float; AQ_ERR_NONFINITE with a message naming @p fn and @p what otherwise. Real
+ * weights are many orders of magnitude below the bound. */
+#define AQI_MAX_ABS_WEIGHT 1e16
+int aqi_check_weights(aq_context *ctx, const char *fn, const char *what, const float *W, int64_t rows,
+                      int64_t cols, int64_t ld);
 int aqi_check_ld(aq_context *ctx, const char *fn, const char *what, int64_t rows, int64_t cols, int64_t ld,
                  size_t elem);
 

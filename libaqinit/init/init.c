@@ -44,8 +44,8 @@ static int check_arguments(aq_context *ctx, const aq_quant *q, const float *W, i
         if (aq_hessian_num_samples(H) <= 0)
             return aqi_fail(ctx, AQ_ERR_INVALID_ARG, "%s: the Hessian has no samples", fn);
     }
-    if (!aqi_all_finite_f32(W, q->rows, q->cols, ld))
-        return aqi_fail(ctx, AQ_ERR_NONFINITE, "%s: W contains NaN or Inf", fn);
+    if ((st = aqi_check_weights(ctx, fn, "W", W, q->rows, q->cols, ld)) != AQ_OK)
+        return st;
     return AQ_OK;
 }
 

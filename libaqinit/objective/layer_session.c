@@ -32,8 +32,8 @@ int aqi_opt_validate(aq_context *ctx, const char *fn, const aq_quant *q, const f
                         fn, (long long)q->rows, (long long)q->cols, (long long)ld);
     if (aqi_bytes(ctx, &bytes, q->cols, (size_t)q->cols * sizeof(double), fn))
         return AQ_ERR_OVERFLOW;
-    if (!aqi_all_finite_f32(W, q->rows, q->cols, ld))
-        return aqi_fail(ctx, AQ_ERR_NONFINITE, "%s: W contains NaN or Inf", fn);
+    if ((st = aqi_check_weights(ctx, fn, "W", W, q->rows, q->cols, ld)) != AQ_OK)
+        return st;
     if (!check_quant_arrays)
         return AQ_OK;
     if (!aqi_all_finite_f32(q->codebooks, 1, (int64_t)q->codebooks_count, (int64_t)q->codebooks_count)

@@ -167,8 +167,11 @@ static int quantize_one(aq_pipeline *p, int32_t layer, int64_t rows, int64_t col
         st = AQ_ERR_NOMEM;
     if (st == AQ_OK)
         st = host(p, p->cb.get_weight(layer, W, p->cb.userdata), "get_weight", layer);
-    if (st == AQ_OK && !aqi_all_finite_f32(W, rows, cols, cols))
-        st = aqi_fail(p->ctx, AQ_ERR_NONFINITE, "aq_pipeline_run: layer %d's weight has NaN or Inf", (int)layer);
+    if (st == AQ_OK) {
+        char what[48];
+        snprintf(what, sizeof what, "the weight of layer %d", (int)layer);
+        st = aqi_check_weights(p->ctx, "aq_pipeline_run", what, W, rows, cols, cols);
+    }
     if (st == AQ_OK)
         st = aq_hessian_create(&H, p->ctx, cols);
     if (st == AQ_OK)

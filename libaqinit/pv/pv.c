@@ -241,8 +241,8 @@ int aq_vstep(aq_context *ctx, aq_quant *q, const float *target, int64_t ld, cons
     if (H && aq_hessian_num_inputs(H) != q->cols)
         return aqi_fail(ctx, AQ_ERR_SHAPE, "%s: Hessian has %lld inputs, the matrix %lld columns", fn,
                         (long long)aq_hessian_num_inputs(H), (long long)q->cols);
-    if (!aqi_all_finite_f32(target, q->rows, q->cols, ld))
-        return aqi_fail(ctx, AQ_ERR_NONFINITE, "%s: target contains NaN or Inf", fn);
+    if ((st = aqi_check_weights(ctx, fn, "target", target, q->rows, q->cols, ld)) != AQ_OK)
+        return st;
     aqi_options_defaults(&defaults);
     o = options ? &options->v : &defaults;
     memset(&job, 0, sizeof job);

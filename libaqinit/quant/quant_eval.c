@@ -59,9 +59,7 @@ static int check_weight(const aq_quant *q, const float *W, int64_t ld, const cha
     int st = aqi_check_ld(q->ctx, fn, "W", q->rows, q->cols, ld, sizeof(float));
     if (st != AQ_OK)
         return st;
-    if (!aqi_all_finite_f32(W, q->rows, q->cols, ld))
-        return aqi_fail(q->ctx, AQ_ERR_NONFINITE, "%s: NaN or Inf in the weight", fn);
-    return AQ_OK;
+    return aqi_check_weights(q->ctx, fn, "the weight", W, q->rows, q->cols, ld);
 }
 
 int aq_quant_weight_mse(double *mse, const aq_quant *q, const float *W, int64_t ld)

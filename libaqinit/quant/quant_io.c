@@ -32,6 +32,10 @@ int aq_quant_save(const aq_quant *q, const char *path)
         return aqi_fail(q ? q->ctx : NULL, AQ_ERR_INVALID_ARG, "%s: NULL argument", fn);
     if (!host_is_little_endian())
         return aqi_fail(q->ctx, AQ_ERR_UNSUPPORTED, "%s: big-endian hosts are not supported yet", fn);
+    /* never write a file that aq_quant_load refuses */
+    if (!aqi_all_finite_f32(q->codebooks, 1, (int64_t)q->codebooks_count, (int64_t)q->codebooks_count)
+        || !aqi_all_finite_f32(q->scales, 1, (int64_t)q->scales_count, (int64_t)q->scales_count))
+        return aqi_fail(q->ctx, AQ_ERR_NONFINITE, "%s: the codebooks or scales hold NaN or Inf", fn);
     total = QUANT_HEADER_BYTES + payload_bytes(q) + 4;
     if (!(buf = aqi_alloc(q->ctx, total)))
         return AQ_ERR_NOMEM;
