@@ -8,7 +8,7 @@ from ._lib import lib
 def constant(name):
     """Value of a named library constant (e.g. "AQ_ERR_SHAPE", "AQ_OPT_EM_MAX_ROUNDS")."""
     value = ctypes.c_int64()
-    if lib.aq_constant(ctypes.byref(value), name.encode()) != 0:
+    if "\0" in name or lib.aq_constant(ctypes.byref(value), name.encode()) != 0:  # C stops at a NUL
         raise KeyError(name)
     return value.value
 

@@ -2,6 +2,7 @@
 import ctypes
 
 from ._lib import lib, PROGRESS_FN as _PROGRESS_FN, LOG_FN as _LOG_FN
+from ._scalars import _c_int
 from .constants import ERR_CANCELLED, LOG_INFO
 from .errors import _check
 
@@ -58,7 +59,7 @@ class Context:
 
     @threads.setter
     def threads(self, n):
-        _check(lib.aq_context_set_threads(self.handle, int(n)), self)
+        _check(lib.aq_context_set_threads(self.handle, _c_int(n, ctypes.c_int32, "threads")), self)
 
     @property
     def seed(self):
@@ -66,7 +67,7 @@ class Context:
 
     @seed.setter
     def seed(self, s):
-        _check(lib.aq_context_set_seed(self.handle, int(s)), self)
+        _check(lib.aq_context_set_seed(self.handle, _c_int(s, ctypes.c_uint64, "seed")), self)
 
     def _last_error(self):
         buf = ctypes.create_string_buffer(1024)
@@ -107,9 +108,9 @@ class Context:
             self._log_ref = None
             _check(lib.aq_context_set_log_callback(self.handle, ctypes.cast(None, _LOG_FN), 0, None), self)
             return
+        level = LOG_INFO if level is None else _c_int(level, ctypes.c_int32, "level")
         self._log_ref = _LOG_FN(lambda lvl, msg, _ud: fn(lvl, msg.decode(errors="replace")))
-        _check(lib.aq_context_set_log_callback(self.handle, self._log_ref, LOG_INFO if level is None else level,
-                                               None), self)
+        _check(lib.aq_context_set_log_callback(self.handle, self._log_ref, level, None), self)
 
     def _call(self, status):
         """Check a status, re-raising an exception that a Python callback raised during the call."""

@@ -1,5 +1,8 @@
 """AqError and _check, which turns a negative status into an AqError."""
+import ctypes
+
 from ._lib import lib
+from ._scalars import _c_int
 from .constants import _STATUS_NAMES
 
 
@@ -8,7 +11,7 @@ class AqError(Exception):
     message of the failing call, else aq_strerror's description) and .description (aq_strerror)."""
 
     def __init__(self, status, message=""):
-        self.status = status
+        self.status = status = _c_int(status, ctypes.c_int, "status")
         self.name = _STATUS_NAMES.get(status, "AQ_ERR_%d" % -status)
         text = lib.aq_strerror(status).decode()
         self.description = text.split(": ", 1)[1] if text.startswith(self.name + ": ") else text

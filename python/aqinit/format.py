@@ -2,7 +2,8 @@
 import ctypes
 
 from ._lib import lib, Format as _FormatStruct
-from .constants import SCALE_PER_OUTPUT_GROUP
+from ._scalars import _c_int
+from .constants import ERR_INVALID_ARG, SCALE_PER_OUTPUT_GROUP
 from .context import Context
 from .errors import AqError, _check
 
@@ -14,13 +15,16 @@ class Format:
     _FIELDS = ("num_codebooks", "bits_per_codebook", "in_group_size", "out_group_size", "scale_mode")
 
     def __init__(self, text="2x8g8", **fields):
+        if not isinstance(text, str):
+            raise TypeError(f"a format is given by its text, e.g. \"2x8g8\" (got {type(text).__name__} {text!r})")
         self.struct = _FormatStruct()
         lib.aq_format_init(ctypes.byref(self.struct))
-        status = lib.aq_format_parse(ctypes.byref(self.struct), str(text).encode())
+        # C reads the text up to a NUL: "2x8g8\0junk" would parse as "2x8g8".
+        status = ERR_INVALID_ARG if "\0" in text else lib.aq_format_parse(ctypes.byref(self.struct), text.encode())
         if status < 0:
             raise AqError(status, f"cannot parse the format {text!r} (expected MxB[gG][oGO], e.g. 2x8g8, "
                                   f"M in 1..64, B in 1..16)")
-        self._text = str(text)
+        self._text = text
         for name, value in fields.items():
             if name not in self._FIELDS:
                 raise TypeError(f"Format has no field {name!r}")
@@ -32,12 +36,17 @@ class Format:
         f.struct, f._text = struct, None
         return f
 
+    @classmethod
+    def _of(cls, fmt):
+        """@fmt if it is a Format, else the Format of its text (TypeError for another type)."""
+        return fmt if isinstance(fmt, Format) else cls(fmt)
+
     def _field(name):  # noqa: N805 — a property factory used in the class body
         def get(self):
             return getattr(self.struct, name)
 
         def put(self, value):
-            setattr(self.struct, name, int(value))
+            setattr(self.struct, name, _c_int(value, ctypes.c_int32, name))  # a ctypes field would wrap
             self._text = None
         return property(get, put)
 
@@ -62,19 +71,19 @@ class Format:
     def check(self, rows, cols, ctx=None):
         """aq_format_check for a rows × cols matrix: AqError with the library's message if it does not fit."""
         c = ctx if ctx is not None else _scratch_context()
-        _check(lib.aq_format_check(c.handle, ctypes.byref(self.struct), int(rows), int(cols)), c)
+        _check(lib.aq_format_check(c.handle, ctypes.byref(self.struct), *_dims(rows, cols)), c)
 
     def bits_per_parameter(self, rows, cols):
         self.check(rows, cols)
         out = ctypes.c_double()
-        _check(lib.aq_format_bits_per_parameter(ctypes.byref(out), ctypes.byref(self.struct), int(rows), int(cols)))
+        _check(lib.aq_format_bits_per_parameter(ctypes.byref(out), ctypes.byref(self.struct), *_dims(rows, cols)))
         return out.value
 
     def rho(self, rows, cols):
         """ρ = N / K^M with N = (rows/g_o)(cols/g) tiles."""
         self.check(rows, cols)
         out = ctypes.c_double()
-        _check(lib.aq_format_rho(ctypes.byref(out), ctypes.byref(self.struct), int(rows), int(cols)))
+        _check(lib.aq_format_rho(ctypes.byref(out), ctypes.byref(self.struct), *_dims(rows, cols)))
         return out.value
 
     def __eq__(self, other):
@@ -86,6 +95,11 @@ class Format:
     def __repr__(self):
         extra = "" if self.scale_mode == SCALE_PER_OUTPUT_GROUP else f", scale_mode={self.scale_mode}"
         return f"Format({self.text!r}{extra})"
+
+
+def _dims(rows, cols):
+    """(rows, cols) checked as the int64_t arguments of the aq_format_* calls."""
+    return _c_int(rows, ctypes.c_int64, "rows"), _c_int(cols, ctypes.c_int64, "cols")
 
 
 _SCRATCH = []

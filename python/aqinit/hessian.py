@@ -4,8 +4,9 @@ import ctypes
 import numpy as np
 
 from ._lib import lib
-from ._arrays import _float32_matrix
+from ._arrays import _float32_matrix, _typed_array
 from ._handle import _Handle
+from ._scalars import _c_double, _c_int, _c_path
 from .constants import ERR_SHAPE
 from .errors import AqError, _check
 
@@ -17,23 +18,26 @@ class Hessian(_Handle):
     def __init__(self, ctx, n_inputs, _ptr=None):
         if _ptr is None:
             _ptr = ctypes.c_void_p()
-            _check(lib.aq_hessian_create(ctypes.byref(_ptr), ctx.handle, int(n_inputs)), ctx)
+            n_inputs = _c_int(n_inputs, ctypes.c_int64, "n_inputs")
+            _check(lib.aq_hessian_create(ctypes.byref(_ptr), ctx.handle, n_inputs), ctx)
         self._attach(ctx, _ptr)
 
     @classmethod
     def from_matrix(cls, ctx, H, n_samples):
-        H = np.ascontiguousarray(H, dtype=np.float64)
+        """A Hessian from a square float64 matrix H (another dtype is a TypeError) of n_samples rows."""
+        H = _typed_array(H, np.float64, "H")
+        n_samples = _c_int(n_samples, ctypes.c_int64, "n_samples")
         if H.ndim != 2 or H.shape[0] != H.shape[1]:
             raise ValueError("H must be square")
         ptr = ctypes.c_void_p()
         _check(lib.aq_hessian_create_from_matrix(ctypes.byref(ptr), ctx.handle, H.ctypes.data, H.shape[0],
-                                                 H.shape[1], int(n_samples)), ctx)
+                                                 H.shape[1], n_samples), ctx)
         return cls(ctx, H.shape[0], ptr)
 
     @classmethod
     def load(cls, ctx, path):
         ptr = ctypes.c_void_p()
-        _check(lib.aq_hessian_load(ctypes.byref(ptr), ctx.handle, str(path).encode()), ctx)
+        _check(lib.aq_hessian_load(ctypes.byref(ptr), ctx.handle, _c_path(path)), ctx)
         return cls(ctx, None, ptr)
 
     def add(self, X):
@@ -57,19 +61,21 @@ class Hessian(_Handle):
     def matrix(self, damping=0.0):
         n = self.n_inputs
         out = np.empty((n, n), dtype=np.float64)
-        _check(lib.aq_hessian_copy_matrix(self.ptr, out.ctypes.data, n, float(damping)), self.ctx)
+        _check(lib.aq_hessian_copy_matrix(self.ptr, out.ctypes.data, n, _c_double(damping, "damping")), self.ctx)
         return out
 
     def diagonal(self, damping=0.0):
         out = np.empty(self.n_inputs, dtype=np.float64)
-        _check(lib.aq_hessian_copy_diagonal(self.ptr, out.ctypes.data, float(damping)), self.ctx)
+        _check(lib.aq_hessian_copy_diagonal(self.ptr, out.ctypes.data, _c_double(damping, "damping")), self.ctx)
         return out
 
     def block(self, group_size, group, damping=0.0):
-        out = np.empty((group_size, group_size), dtype=np.float64)
-        _check(lib.aq_hessian_copy_block(self.ptr, out.ctypes.data, int(group_size), int(group), float(damping)),
-               self.ctx)
+        group_size, group = _c_int(group_size, ctypes.c_int64, "group_size"), _c_int(group, ctypes.c_int64, "group")
+        damping = _c_double(damping, "damping")
+        side = group_size if 0 < group_size <= self.n_inputs else 0  # else the library's AQ_ERR_SHAPE
+        out = np.empty((side, side), dtype=np.float64)
+        _check(lib.aq_hessian_copy_block(self.ptr, out.ctypes.data, group_size, group, damping), self.ctx)
         return out
 
     def save(self, path):
-        _check(lib.aq_hessian_save(self.ptr, str(path).encode()), self.ctx)
+        _check(lib.aq_hessian_save(self.ptr, _c_path(path)), self.ctx)

@@ -5,6 +5,7 @@ import numpy as np
 
 from ._lib import lib
 from ._handle import _Handle
+from ._scalars import _c_double, _c_int
 from .constants import constant
 from .errors import _check
 
@@ -14,7 +15,8 @@ class Options(_Handle):
 
     Keys are the pinned AQ_OPT_* values (aqinit.OPT_EM_TOL) or their names with or without the
     prefix ("EM_TOL", "AQ_OPT_EM_TOL"). set() picks the typed setter from the option's own type,
-    so EM_TOL=0 sets the double 0.0; a non-integral value for an integer option is a TypeError."""
+    so EM_TOL=0 sets the double 0.0 and INIT_METHOD=1.0 the integer 1; a non-integral value for an
+    integer option (2.5, "4", True) is a TypeError, one outside int64_t an OverflowError."""
 
     _free_fn = lib.aq_options_free
 
@@ -34,7 +36,7 @@ class Options(_Handle):
                 return constant(name)
             except KeyError:
                 raise KeyError(f"unknown option {key!r}") from None
-        return int(key)
+        return _c_int(key, ctypes.c_int32, "option key")
 
     def _is_double(self, k):
         """True for a double option, False for an integer one (AqError for an unknown key)."""
@@ -47,21 +49,22 @@ class Options(_Handle):
     def set(self, key, value):
         k = self._key(key)
         if self._is_double(k):
-            return self.set_double(k, value)
+            return self.set_double(key, value)
         if isinstance(value, (float, np.floating)):
             if not float(value).is_integer():
                 raise TypeError(f"option {key!r} is integer-valued, got {value!r}")
             value = int(value)
-        return self.set_int(k, value)
+        return self.set_int(key, value)
 
     def set_int(self, key, value):
         """aq_options_set_int."""
-        _check(lib.aq_options_set_int(self.ptr, self._key(key), int(value)), self.ctx)
+        _check(lib.aq_options_set_int(self.ptr, self._key(key), _c_int(value, ctypes.c_int64, f"option {key!r}")),
+               self.ctx)
         return self
 
     def set_double(self, key, value):
         """aq_options_set_double."""
-        _check(lib.aq_options_set_double(self.ptr, self._key(key), float(value)), self.ctx)
+        _check(lib.aq_options_set_double(self.ptr, self._key(key), _c_double(value, f"option {key!r}")), self.ctx)
         return self
 
     def get(self, key):

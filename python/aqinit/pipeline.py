@@ -5,7 +5,9 @@ import numpy as np
 
 from . import _lib
 from ._lib import lib
+from ._arrays import _typed_array
 from ._handle import _Handle
+from ._scalars import _c_int, _c_path
 from .constants import ERR_CALLBACK, ERR_CANCELLED, ERR_SHAPE
 from .errors import AqError, _check
 from .format import Format
@@ -27,7 +29,7 @@ class Pipeline(_Handle):
     _free_fn = lib.aq_pipeline_free
 
     def __init__(self, ctx, fmt, host, options=None, resume_dir=None):
-        fmt = Format(fmt) if isinstance(fmt, str) else fmt
+        fmt = Format._of(fmt)
         self.host = host
         self._error = None
         self._cb = self._callbacks()
@@ -36,7 +38,7 @@ class Pipeline(_Handle):
                                       options.ptr if options is not None else None), ctx)
         self._attach(ctx, ptr)
         if resume_dir is not None:
-            _check(lib.aq_pipeline_set_resume_dir(self.ptr, str(resume_dir).encode()), ctx)
+            _check(lib.aq_pipeline_set_resume_dir(self.ptr, _c_path(resume_dir)), ctx)
 
     def _guard(self, fn):
         def call(*args):
@@ -52,16 +54,17 @@ class Pipeline(_Handle):
         self._names = {}
 
         def num_layers(out, _ud):
-            out[0] = int(self.host.num_layers())
+            out[0] = _c_int(self.host.num_layers(), ctypes.c_int32, "num_layers()")
 
         def layer_info(k, name, rows, cols, _ud):
             n, r, c = self.host.layer_info(k)
+            r, c = (_c_int(v, ctypes.c_int64, f"layer_info({k}) {what}") for v, what in ((r, "rows"), (c, "cols")))
             self._names[k] = str(n).encode()  # the library keeps a pointer to it during the layer
-            name[0], rows[0], cols[0] = self._names[k], int(r), int(c)
+            name[0], rows[0], cols[0] = self._names[k], r, c
 
         def get_weight(k, out, _ud):
             _, r, c = self.host.layer_info(k)
-            W = np.ascontiguousarray(self.host.get_weight(k), dtype=np.float32)
+            W = _typed_array(self.host.get_weight(k), np.float32, f"get_weight({k})")
             if W.shape != (r, c):
                 raise AqError(ERR_SHAPE, f"get_weight({k}) returned shape {W.shape}, expected {(r, c)}")
             ctypes.memmove(out, W.ctypes.data, W.nbytes)

@@ -4,11 +4,12 @@ import ctypes
 import numpy as np
 
 from ._lib import lib, Format as _FormatStruct
-from ._arrays import _check_weight, _float32_matrix
+from ._arrays import _check_weight, _float32_matrix, _typed_array
 from ._handle import _Handle
+from ._scalars import _c_path
 from .constants import ERR_INVALID_ARG, ERR_SHAPE
 from .errors import AqError, _check
-from .format import Format
+from .format import Format, _dims
 
 
 class Quant(_Handle):
@@ -20,15 +21,15 @@ class Quant(_Handle):
     def __init__(self, ctx, fmt, rows, cols, _ptr=None):
         if _ptr is None:
             _ptr = ctypes.c_void_p()
-            fmt = Format(fmt) if isinstance(fmt, str) else fmt
-            _check(lib.aq_quant_create(ctypes.byref(_ptr), ctx.handle, ctypes.byref(fmt.struct), int(rows),
-                                       int(cols)), ctx)
+            fmt = Format._of(fmt)
+            _check(lib.aq_quant_create(ctypes.byref(_ptr), ctx.handle, ctypes.byref(fmt.struct), *_dims(rows, cols)),
+                   ctx)
         self._attach(ctx, _ptr)
 
     @classmethod
     def load(cls, ctx, path):
         ptr = ctypes.c_void_p()
-        _check(lib.aq_quant_load(ctypes.byref(ptr), ctx.handle, str(path).encode()), ctx)
+        _check(lib.aq_quant_load(ctypes.byref(ptr), ctx.handle, _c_path(path)), ctx)
         return cls(ctx, None, 0, 0, ptr)
 
     def clone(self):
@@ -81,7 +82,7 @@ class Quant(_Handle):
         return out
 
     def _float_in(self, copy_in, value, shape, name):
-        a = np.ascontiguousarray(value, dtype=np.float32)
+        a = _typed_array(value, np.float32, name)
         if a.shape != shape:
             raise ValueError(f"{name} must have shape {shape}")
         _check(copy_in(self.ptr, a.ctypes.data, a.size), self.ctx)
@@ -122,12 +123,12 @@ class Quant(_Handle):
         return out.value
 
     def save(self, path):
-        _check(lib.aq_quant_save(self.ptr, str(path).encode()), self.ctx)
+        _check(lib.aq_quant_save(self.ptr, _c_path(path)), self.ctx)
 
     def matvec(self, x):
         """Ŵ x with the LUT kernels (x: float32 vector of length cols)."""
         rows, cols = self.shape
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        x = _typed_array(x, np.float32, "x")
         if x.shape != (cols,):
             raise AqError(ERR_SHAPE, f"x has shape {x.shape}, expected ({cols},)")
         y = np.empty(rows, dtype=np.float32)

@@ -58,11 +58,16 @@ def read_safetensors(path):
 def export_aqlm(quant, path, prefix="", codebook_dtype=np.float32):
     """Write a quantized layer as AQLM's tensors: {prefix}codes int8/int16 (two's complement of the
     unsigned codes, shape [O/g_o, I/g, M]), {prefix}codebooks [M, K, g_o, g] and {prefix}scales
-    [O/g_o, 1, 1, 1]."""
+    [O/g_o, 1, 1, 1]. codebook_dtype, of the codebooks and scales, is float32 or float16 (TypeError
+    otherwise; OverflowError for a value beyond float16's range)."""
+    if np.dtype(codebook_dtype) not in (np.float32, np.float16):
+        raise TypeError(f"codebook_dtype must be float32 or float16 (got {np.dtype(codebook_dtype)})")
     codes = quant.codes
     signed = codes.view(np.int8) if codes.dtype == np.uint8 else codes.view(np.int16)
-    scales = quant.scales.reshape(-1, 1, 1, 1)
+    with np.errstate(over="ignore"):  # an overflow is the OverflowError below, not a warning
+        books, scales = (a.astype(codebook_dtype) for a in (quant.codebooks, quant.scales.reshape(-1, 1, 1, 1)))
+    if not (np.isfinite(books).all() and np.isfinite(scales).all()):  # the library's values are finite
+        raise OverflowError(f"codebooks or scales are beyond the range of {np.dtype(codebook_dtype)}")
     fmt = quant.format
-    write_safetensors(path, {prefix + "codes": signed, prefix + "codebooks": quant.codebooks.astype(codebook_dtype),
-                             prefix + "scales": scales.astype(codebook_dtype)},
+    write_safetensors(path, {prefix + "codes": signed, prefix + "codebooks": books, prefix + "scales": scales},
                       {"format": fmt.text, "producer": "libaqinit", "rows": quant.shape[0], "cols": quant.shape[1]})
