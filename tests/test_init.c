@@ -796,6 +796,36 @@ START_TEST(huge_finite_weights_are_refused_or_stay_finite)
 }
 END_TEST
 
+/* Issue 13 item 7: an all-zero Hessian is refused with a message that does not suggest raising
+ * the damping (relative to a zero diagonal, it cannot help). */
+START_TEST(zero_hessian_message_names_the_cause)
+{
+    aq_context *ctx = tu_context(1, 1);
+    const int64_t rows = 16, cols = 16;
+    float *X = calloc((size_t)(64 * cols), sizeof(float)), *W = tu_random_matrix(rows, cols, 3);
+    aq_hessian *H;
+    aq_options *o;
+    aq_format f;
+    aq_quant *q;
+    ck_assert_int_eq(aq_hessian_create(&H, ctx, cols), AQ_OK);
+    ck_assert_int_eq(aq_hessian_add(H, X, 64, cols), AQ_OK);
+    ck_assert_int_eq(aq_options_create(&o, ctx), AQ_OK);
+    ck_assert_int_eq(aq_options_set_int(o, AQ_OPT_INIT_METHOD, AQ_INIT_OA_EM), AQ_OK);
+    ck_assert_int_eq(aq_options_set_double(o, AQ_OPT_EM_DAMPING, 100.0), AQ_OK);
+    aq_format_parse(&f, "1x4g4");
+    ck_assert_int_eq(aq_quant_create(&q, ctx, &f, rows, cols), AQ_OK);
+    ck_assert_int_eq(aq_init(ctx, q, W, cols, H, o), AQ_ERR_NOT_PSD);
+    ck_assert_ptr_nonnull(strstr(aq_context_last_error(ctx), "Hessian is zero"));
+    ck_assert_ptr_null(strstr(aq_context_last_error(ctx), "raise"));
+    aq_quant_free(q);
+    aq_options_free(o);
+    aq_hessian_free(H);
+    free(X);
+    free(W);
+    aq_context_free(ctx);
+}
+END_TEST
+
 START_TEST(cancel_and_allocation_failure_leave_quant_unchanged)
 {
     const int64_t O = 32, In = 32;
@@ -880,6 +910,7 @@ static Suite *init_suite(void)
     tcase_add_test(tc, bad_input_leaves_quant_unchanged);
     tcase_add_test(tc, cancel_and_allocation_failure_leave_quant_unchanged);
     tcase_add_test(tc, huge_finite_weights_are_refused_or_stay_finite);
+    tcase_add_test(tc, zero_hessian_message_names_the_cause);
     suite_add_tcase(s, tc);
     return s;
 }

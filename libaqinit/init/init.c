@@ -49,6 +49,24 @@ static int check_arguments(aq_context *ctx, const aq_quant *q, const float *W, i
     return AQ_OK;
 }
 
+/* The message for a damped block H_jj that Cholesky refused. Damping adds λ·mean(diag H)·I,
+ * which makes every block of a non-zero PSD H definite, but cannot lift a Hessian that is zero
+ * altogether (calibration inputs that were all zero): then a larger λ is no remedy. */
+static int block_not_pd(init_state *s, const aq_hessian *H, double *scratch, int64_t j, int64_t g)
+{
+    double diag = 0.0;
+    for (int64_t jj = 0; jj < aq_hessian_num_inputs(H) / g && diag == 0.0; jj++)
+        if (aq_hessian_copy_block(H, scratch, g, jj, 0.0) == AQ_OK)
+            for (int64_t d = 0; d < g; d++)
+                diag += fabs(scratch[d * g + d]);
+    if (diag == 0.0)
+        return aqi_fail(s->ctx, AQ_ERR_NOT_PSD, "aq_init: the Hessian is zero, so no block is positive "
+                        "definite (every calibration input was zero); OA-EM needs inputs that carry signal, and "
+                        "damping, relative to diag H, cannot help");
+    return aqi_fail(s->ctx, AQ_ERR_NOT_PSD, "aq_init: Hessian block %lld is not positive definite after damping "
+                    "%g (raise AQ_OPT_EM_DAMPING)", (long long)j, s->opt->em_damping);
+}
+
 /* H̃_j = H_jj + λ·mean(diag H)·I for every input group, each checked positive definite. */
 static int load_blocks(init_state *s, const aq_hessian *H)
 {
@@ -69,9 +87,7 @@ static int load_blocks(init_state *s, const aq_hessian *H)
             return aqi_fail(s->ctx, AQ_ERR_NONFINITE, "aq_init: Hessian block %lld is not finite", (long long)j);
         memcpy(chol, blk, sizeof(double) * (size_t)(g * g));
         if (LAPACKE_dpotrf_work(LAPACK_ROW_MAJOR, 'U', (lapack_int)g, chol, (lapack_int)g) != 0)
-            return aqi_fail(s->ctx, AQ_ERR_NOT_PSD,
-                            "aq_init: Hessian block %lld is not positive definite after damping %g "
-                            "(raise AQ_OPT_EM_DAMPING)", (long long)j, s->opt->em_damping);
+            return block_not_pd(s, H, blk, j, g);
     }
     return AQ_OK;
 }
