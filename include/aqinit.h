@@ -80,6 +80,7 @@ AQ_API const char *aq_version_string(void);
 #define AQ_ERR_UNSUPPORTED  -11   /**< valid request this build or version cannot do */
 #define AQ_ERR_INTERNAL     -12   /**< a numerical kernel failed unexpectedly */
 #define AQ_ERR_THREAD       -13   /**< a thread could not be created */
+#define AQ_ERR_MISMATCH     -14   /**< a saved result was produced from other inputs or settings */
 /**@}*/
 
 /** Name and short description of a status code (static string, never NULL). */
@@ -191,6 +192,8 @@ typedef struct aq_options aq_options;
 #define AQ_OPT_VSTEP_TRUST_RATIO        232 /**< double: > 0 rejects a tile change larger than this times the tile's norm, default 0 (off) */
 #define AQ_OPT_VSTEP_MAX_CHANGE         233 /**< double: > 0 keeps ‖Ŵ_new − Ŵ_old‖_F <= this times ‖Ŵ_old‖_F over the matrix (changes admitted in priority order), default 0 (off) */
 
+#define AQ_OPT_PIPELINE_RESUME         300 /**< int: what aq_pipeline_run checks before reusing a saved layer: AQ_RESUME_VERIFY (default), AQ_RESUME_VERIFY_HESSIAN or AQ_RESUME_ACCEPT */
+
 #define AQ_INIT_GREEDY 0 /**< AQLM's greedy residual Euclidean k-means */
 #define AQ_INIT_OA_EM  1 /**< output-aware EM with the Hessian-weighted Mahalanobis distance */
 
@@ -204,6 +207,10 @@ typedef struct aq_options aq_options;
 #define AQ_VSTEP_LARGEST 0 /**< the tiles farthest from the target */
 #define AQ_VSTEP_SAMPLED 1 /**< tiles sampled without replacement with probability ∝ their distance (seeded) */
 #define AQ_VSTEP_GAIN    2 /**< every tile gets a coordinate pass; the largest decreases of the distance are kept */
+
+#define AQ_RESUME_VERIFY         0 /**< reuse a saved layer only if its format, shape, options, seed and weight match this run (the weight is asked for with get_weight) */
+#define AQ_RESUME_VERIFY_HESSIAN 1 /**< as AQ_RESUME_VERIFY, and the Hessian too: resumed layers are calibrated again */
+#define AQ_RESUME_ACCEPT         2 /**< reuse a saved layer whose format and shape match, whatever produced it (a warning is logged per difference) */
 
 #define AQ_MSTEP_EXACT 0 /**< closed form: one g×g SPD solve per centroid */
 #define AQ_MSTEP_ADAM  1 /**< Adam + cosine schedule, as the reference implementation */
@@ -418,8 +425,16 @@ AQ_API int aq_vstep(aq_context *ctx, aq_quant *quant, const float *target, int64
  * in put_result), runs aq_init + aq_optimize, and hands the result back. A callback returns 0
  * on success; any other value stops the run with ::AQ_ERR_CALLBACK, and
  * aq_pipeline_host_status() returns that value. With a resume directory, each finished layer
- * is saved there (aq_quant_save, "layer-NNNNN.aqq") and a later run loads it instead of
- * recomputing (calibration is then skipped for that layer; put_result still runs).
+ * is saved there (aq_quant_save, "layer-NNNNN.aqq") with a provenance record
+ * ("layer-NNNNN.prov": format, shape, seed, the options other than their defaults, fingerprints
+ * of the weight and the Hessian, the layer's report; docs/formats.md), and a later run loads it
+ * instead of recomputing. ::AQ_OPT_PIPELINE_RESUME says what must match first: by default
+ * (::AQ_RESUME_VERIFY) the format, shape, seed, options and weight — get_weight is called for
+ * the layer, calibration is skipped; ::AQ_RESUME_VERIFY_HESSIAN also calibrates the layer and
+ * compares the Hessian bit for bit; ::AQ_RESUME_ACCEPT reuses any layer of the right format and
+ * shape. A difference is ::AQ_ERR_MISMATCH naming the file and the first differing setting; a
+ * layer file of another format or shape is ::AQ_ERR_FORMAT. put_result runs for resumed layers
+ * too.
  * Progress: operation "pipeline", stage = layer, n_stages = layers, round 0 before and 1 after
  * the layer, objective = the layer's relative output error after optimisation (NaN before). */
 /**@{*/
@@ -429,7 +444,7 @@ typedef struct aq_pipeline aq_pipeline;
 typedef struct aq_layer_report {
     uint32_t struct_size;
     int32_t layer;
-    int32_t resumed;         /**< 1 if loaded from the resume directory (errors are then NaN) */
+    int32_t resumed;         /**< 1 if loaded from the resume directory (errors and seconds are then those recorded when it was made; NaN without a record) */
     double init_error;       /**< relative output error after aq_init */
     double final_error;      /**< relative output error after aq_optimize */
     double init_seconds;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pipeline/provenance.h"
 #include "testutil.h"
 
 #define N_CALIB 256
@@ -131,6 +132,56 @@ static aq_pipeline *make_pipeline(aq_context *ctx, host *h)
     return p;
 }
 
+/* Remove the layer files (and their provenance records) of a resume directory, then it. */
+static void remove_layers(const char *dir, int n)
+{
+    for (int k = 0; k < n; k++) {
+        char path[256];
+        snprintf(path, sizeof path, "%s/layer-%05d.aqq", dir, k);
+        remove(path);
+        snprintf(path, sizeof path, "%s/layer-%05d.prov", dir, k);
+        remove(path);
+    }
+    ck_assert_int_eq(rmdir(dir), 0);
+}
+
+/* A pipeline over @p h at 2x4g4 with the given init method and resume policy. */
+static aq_pipeline *make_pipeline_with(aq_context *ctx, host *h, int64_t method, int64_t resume)
+{
+    aq_pipeline_callbacks cb = callbacks;
+    aq_pipeline *p = NULL;
+    aq_format f;
+    aq_options *o = NULL;
+    cb.userdata = h;
+    aq_format_init(&f);
+    ck_assert_int_eq(aq_format_parse(&f, "2x4g4"), AQ_OK);
+    ck_assert_int_eq(aq_options_create(&o, ctx), AQ_OK);
+    ck_assert_int_eq(aq_options_set_int(o, AQ_OPT_INIT_METHOD, method), AQ_OK);
+    ck_assert_int_eq(aq_options_set_int(o, AQ_OPT_MAX_EPOCHS, 2), AQ_OK);
+    ck_assert_int_eq(aq_options_set_int(o, AQ_OPT_PIPELINE_RESUME, resume), AQ_OK);
+    ck_assert_int_eq(aq_pipeline_create(&p, ctx, &cb, &f, o), AQ_OK);
+    aq_options_free(o);
+    return p;
+}
+
+/* Run a fresh host against @p dir; returns the status, *host_out keeps the host's counters. */
+static int resume_run(aq_context *ctx, const char *dir, int64_t method, int64_t resume, host *h)
+{
+    aq_pipeline *p = make_pipeline_with(ctx, h, method, resume);
+    ck_assert_int_eq(aq_pipeline_set_resume_dir(p, dir), AQ_OK);
+    int st = aq_pipeline_run(p);
+    aq_pipeline_free(p);
+    return st;
+}
+
+static void write_text(const char *path, const char *text, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(text, 1, n, f), n);
+    fclose(f);
+}
+
 START_TEST(runs_layers_in_order_true_sequentially)
 {
     aq_context *ctx = tu_context(2, 1);
@@ -226,7 +277,7 @@ START_TEST(resume_skips_finished_layers)
     for (int k = 0; k < 2; k++) {
         ck_assert_int_eq(b.resumed[k], 1);
         ck_assert_int_eq(b.calibrate_calls[k], 0);
-        ck_assert(isnan(b.final_error[k]));
+        ck_assert(b.final_error[k] == a.final_error[k]); /* the recorded errors come back */
         ck_assert_mem_eq(a.dequantized[k], b.dequantized[k], sizeof(float) * (size_t)(a.rows[k] * a.cols[k]));
     }
     aq_pipeline_free(p);
@@ -242,15 +293,181 @@ START_TEST(resume_skips_finished_layers)
     ck_assert_int_eq(aq_pipeline_run(p), AQ_ERR_FORMAT);
     aq_pipeline_free(p);
 
-    for (int k = 0; k < 2; k++) {
-        char path[256];
-        snprintf(path, sizeof path, "%s/layer-%05d.aqq", dir, k);
-        ck_assert_int_eq(remove(path), 0);
-    }
-    ck_assert_int_eq(rmdir(dir), 0);
+    remove_layers(dir, 2);
     host_free(&a);
     host_free(&b);
     aq_context_free(ctx);
+}
+END_TEST
+
+/* Issue 13 item 4: a resumed layer must have been produced by the same settings and inputs;
+ * anything else is AQ_ERR_MISMATCH (nothing reused) unless AQ_RESUME_ACCEPT is asked for. */
+START_TEST(resume_checks_provenance)
+{
+    aq_context *ctx = tu_context(2, 1);
+    char dir[] = "/tmp/aqinit-provenance-XXXXXX", path[256];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    host a, b;
+    host_init(&a);
+    ck_assert_int_eq(resume_run(ctx, dir, AQ_INIT_OA_EM, AQ_RESUME_VERIFY, &a), AQ_OK);
+
+    /* another method: refused before any layer is handed over, the file and the option named */
+    host_init(&b);
+    ck_assert_int_eq(resume_run(ctx, dir, AQ_INIT_GREEDY, AQ_RESUME_VERIFY, &b), AQ_ERR_MISMATCH);
+    ck_assert_ptr_nonnull(strstr(aq_context_last_error(ctx), "layer-00000.aqq"));
+    ck_assert_ptr_nonnull(strstr(aq_context_last_error(ctx), "AQ_OPT_INIT_METHOD"));
+    ck_assert_int_eq(b.put_calls[0], 0);
+    host_free(&b);
+
+    /* another seed */
+    host_init(&b);
+    ck_assert_int_eq(aq_context_set_seed(ctx, 9), AQ_OK);
+    ck_assert_int_eq(resume_run(ctx, dir, AQ_INIT_OA_EM, AQ_RESUME_VERIFY, &b), AQ_ERR_MISMATCH);
+    ck_assert_ptr_nonnull(strstr(aq_context_last_error(ctx), "seed 1"));
+    ck_assert_int_eq(aq_context_set_seed(ctx, 1), AQ_OK);
+    host_free(&b);
+
+    /* another weight */
+    host_init(&b);
+    b.W[0][3] += 0.5f;
+    ck_assert_int_eq(resume_run(ctx, dir, AQ_INIT_OA_EM, AQ_RESUME_VERIFY, &b), AQ_ERR_MISMATCH);
+    ck_assert_ptr_nonnull(strstr(aq_context_last_error(ctx), "another weight"));
+    host_free(&b);
+
+    /* other calibration data: not checked by default (no calibration), refused when asked */
+    host_init(&b);
+    b.X[7] += 1.0f;
+    ck_assert_int_eq(resume_run(ctx, dir, AQ_INIT_OA_EM, AQ_RESUME_VERIFY, &b), AQ_OK);
+    ck_assert_int_eq(b.calibrate_calls[0] + b.calibrate_calls[1], 0);
+    host_free(&b);
+    host_init(&b);
+    b.X[7] += 1.0f;
+    ck_assert_int_eq(resume_run(ctx, dir, AQ_INIT_OA_EM, AQ_RESUME_VERIFY_HESSIAN, &b), AQ_ERR_MISMATCH);
+    ck_assert_ptr_nonnull(strstr(aq_context_last_error(ctx), "another Hessian"));
+    host_free(&b);
+
+    /* the same host with the Hessian checked: every layer resumed, each calibrated once */
+    host_init(&b);
+    ck_assert_int_eq(resume_run(ctx, dir, AQ_INIT_OA_EM, AQ_RESUME_VERIFY_HESSIAN, &b), AQ_OK);
+    for (int k = 0; k < 2; k++) {
+        ck_assert_int_eq(b.resumed[k], 1);
+        ck_assert_int_eq(b.calibrate_calls[k], 1);
+        ck_assert(b.final_error[k] == a.final_error[k]);
+        ck_assert(b.init_error[k] == a.init_error[k]);
+        ck_assert_mem_eq(a.dequantized[k], b.dequantized[k], sizeof(float) * (size_t)(a.rows[k] * a.cols[k]));
+    }
+    host_free(&b);
+
+    /* accepted on request, whatever produced it */
+    host_init(&b);
+    ck_assert_int_eq(resume_run(ctx, dir, AQ_INIT_GREEDY, AQ_RESUME_ACCEPT, &b), AQ_OK);
+    ck_assert_int_eq(b.resumed[0] + b.resumed[1], 2);
+    host_free(&b);
+
+    /* a layer without its record: refused unless accepted */
+    snprintf(path, sizeof path, "%s/layer-00001.prov", dir);
+    char *saved_record = NULL;
+    size_t record_len = 0;
+    {
+        FILE *f = fopen(path, "rb");
+        ck_assert_ptr_nonnull(f);
+        saved_record = malloc(65536);
+        record_len = fread(saved_record, 1, 65536, f);
+        fclose(f);
+    }
+    ck_assert_int_eq(remove(path), 0);
+    host_init(&b);
+    ck_assert_int_eq(resume_run(ctx, dir, AQ_INIT_OA_EM, AQ_RESUME_VERIFY, &b), AQ_ERR_MISMATCH);
+    ck_assert_ptr_nonnull(strstr(aq_context_last_error(ctx), "no provenance record"));
+    host_free(&b);
+    host_init(&b);
+    ck_assert_int_eq(resume_run(ctx, dir, AQ_INIT_OA_EM, AQ_RESUME_ACCEPT, &b), AQ_OK);
+    ck_assert(isnan(b.final_error[1])); /* nothing recorded */
+    host_free(&b);
+
+    /* a damaged record or layer file is an error that names the file */
+    write_text(path, saved_record, record_len / 2);
+    host_init(&b);
+    ck_assert_int_eq(resume_run(ctx, dir, AQ_INIT_OA_EM, AQ_RESUME_VERIFY, &b), AQ_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(aq_context_last_error(ctx), "layer-00001.prov"));
+    host_free(&b);
+    write_text(path, saved_record, record_len);
+    snprintf(path, sizeof path, "%s/layer-00001.aqq", dir);
+    write_text(path, "AQQUANT", 7);
+    host_init(&b);
+    ck_assert_int_eq(resume_run(ctx, dir, AQ_INIT_OA_EM, AQ_RESUME_VERIFY, &b), AQ_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(aq_context_last_error(ctx), "cannot resume layer 1 from"));
+    ck_assert_ptr_nonnull(strstr(aq_context_last_error(ctx), "layer-00001.aqq"));
+    host_free(&b);
+
+    free(saved_record);
+    remove_layers(dir, 2);
+    host_free(&a);
+    aq_context_free(ctx);
+}
+END_TEST
+
+/* The provenance record: format and parse are inverse; every truncation, a missing, repeated or
+ * unknown key and out-of-range values are refused. */
+START_TEST(provenance_records_round_trip_and_refuse_damage)
+{
+    aqi_provenance pv, back;
+    char text[8192], bad[8192], why[160];
+    memset(&pv, 0, sizeof pv);
+    pv.layer = 41;
+    pv.rows = 11008;
+    pv.cols = 4096;
+    pv.num_codebooks = 2, pv.bits_per_codebook = 8, pv.in_group_size = 8, pv.out_group_size = 1, pv.scale_mode = 1;
+    pv.seed = UINT64_MAX;
+    strcpy(pv.options, "AQ_OPT_INIT_METHOD=1,AQ_OPT_EM_DAMPING=0.10000000000000001");
+    pv.weight_hash = 0x0123456789abcdefULL;
+    pv.hessian_samples = 16384;
+    pv.hessian_hash = 0xfedcba9876543210ULL;
+    pv.init_error = 0.0123456789012345;
+    pv.final_error = 1.0 / 3.0;
+    pv.init_seconds = 2.5;
+    pv.optimize_seconds = 1e-9;
+    size_t n = aqi_provenance_format(&pv, text, sizeof text);
+    ck_assert_uint_lt(n, sizeof text);
+    ck_assert_int_eq(aqi_provenance_parse(text, n, &back, why, sizeof why), AQ_OK);
+    ck_assert_int_eq(back.layer, pv.layer);
+    ck_assert(back.rows == pv.rows && back.cols == pv.cols && back.seed == pv.seed);
+    ck_assert(back.num_codebooks == 2 && back.bits_per_codebook == 8 && back.in_group_size == 8
+              && back.out_group_size == 1 && back.scale_mode == 1);
+    ck_assert_str_eq(back.options, pv.options);
+    ck_assert(back.weight_hash == pv.weight_hash && back.hessian_hash == pv.hessian_hash);
+    ck_assert(back.hessian_samples == pv.hessian_samples);
+    ck_assert(back.init_error == pv.init_error && back.final_error == pv.final_error); /* %.17g is exact */
+    ck_assert(back.init_seconds == pv.init_seconds && back.optimize_seconds == pv.optimize_seconds);
+    for (size_t len = 0; len < n; len++) /* every truncation */
+        ck_assert_int_eq(aqi_provenance_parse(text, len, &back, why, sizeof why), AQ_ERR_FORMAT);
+    /* each line removed, and each line doubled */
+    for (const char *line = strchr(text, '\n') + 1; *line; line = strchr(line, '\n') + 1) {
+        size_t before = (size_t)(line - text), len = (size_t)(strchr(line, '\n') - line) + 1;
+        memcpy(bad, text, before);
+        memcpy(bad + before, line + len, n - before - len);
+        ck_assert_int_eq(aqi_provenance_parse(bad, n - len, &back, why, sizeof why), AQ_ERR_FORMAT);
+        ck_assert_ptr_nonnull(strstr(why, "missing"));
+        memcpy(bad, text, before + len);
+        memcpy(bad + before + len, line, n - before);
+        ck_assert_int_eq(aqi_provenance_parse(bad, n + len, &back, why, sizeof why), AQ_ERR_FORMAT);
+        ck_assert_ptr_nonnull(strstr(why, "repeated"));
+    }
+    const char *swaps[][2] = {{"rows 11008", "rows 0"}, {"layer 41", "layer -1"}, {"cols 4096", "cols 4096x"},
+                              {"weight 0123456789abcdef", "weight 0123456789ABCDEF"},
+                              {"format 2 8 8 1 1", "format 2 8 8 1"}, {"seed ", "seed -"},
+                              {"init_seconds 2.5", "init_seconds inf"}, {"aqinit-layer-provenance 1", "aqinit-layer-provenance 2"},
+                              {"hessian_samples", "hessian_sample"}};
+    for (size_t i = 0; i < sizeof swaps / sizeof swaps[0]; i++) {
+        const char *at = strstr(text, swaps[i][0]);
+        ck_assert_ptr_nonnull(at);
+        size_t pre = (size_t)(at - text), old_len = strlen(swaps[i][0]), new_len = strlen(swaps[i][1]);
+        memcpy(bad, text, pre);
+        memcpy(bad + pre, swaps[i][1], new_len);
+        memcpy(bad + pre + new_len, at + old_len, n - pre - old_len);
+        ck_assert_msg(aqi_provenance_parse(bad, n - old_len + new_len, &back, why, sizeof why) == AQ_ERR_FORMAT,
+                      "accepted '%s'", swaps[i][1]);
+    }
 }
 END_TEST
 
@@ -299,6 +516,8 @@ int main(void)
     tcase_add_test(tc, cancellation_stops_before_the_next_layer);
     tcase_add_test(tc, host_errors_carry_the_host_code);
     tcase_add_test(tc, resume_skips_finished_layers);
+    tcase_add_test(tc, resume_checks_provenance);
+    tcase_add_test(tc, provenance_records_round_trip_and_refuse_damage);
     tcase_add_test(tc, bad_arguments);
     suite_add_tcase(s, tc);
     return tu_run_suite(s) ? EXIT_FAILURE : EXIT_SUCCESS;

@@ -19,12 +19,14 @@
  * the N calibration windows after the --calib-windows used, and the N test windows after the
  * --ppl-windows scored (an overfitting and distribution-shift check). */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <aqinit.h>
 
@@ -43,6 +45,7 @@ typedef struct args {
     double temperature;
     const char *tokenizer;
     uint64_t seed;
+    int resume;           /* AQ_OPT_PIPELINE_RESUME: what --out's finished layers must match */
 } args;
 
 /* The host: model, calibration tokens, and a cache of the Hessian of the last input seen (wq,
@@ -56,6 +59,7 @@ typedef struct host {
     aq_hessian *shared;   /* Hessian of the input of shared_for */
     int shared_for;       /* first linear of the input group cached in shared, or −1 */
     double error_sum, seconds;
+    int error_count;      /* layers whose error is known (a layer resumed without a record has none) */
     aq_quant **quants;    /* every finished layer, for generation with the LUT kernels */
 } host;
 
@@ -128,8 +132,10 @@ static int cb_put_result(int32_t k, const aq_quant *q, const aq_layer_report *r,
     h->quants[k] = NULL;
     if (aq_quant_clone(&h->quants[k], q) != AQ_OK)
         return 5;
-    if (!r->resumed)
+    if (isfinite(r->final_error)) { /* a resumed layer reports the error recorded when it was made */
         h->error_sum += r->final_error;
+        h->error_count++;
+    }
     h->seconds += r->init_seconds + r->optimize_seconds;
     fprintf(stderr, "  [%2d/%2d] %-12s %4dx%-4d %s init %.5f  final %.5f  %.2f s\n", k + 1, llm_num_linears(h->model),
             name, rows, cols, r->resumed ? "(resumed)" : "", r->init_error, r->final_error,
@@ -188,7 +194,7 @@ static void usage(void)
                     "       [--epochs 10] [--threads 0] [--seed 1] [--calib-windows 128] [--em-damping 1]\n"
                     "       [--hessian-damping 0]\n"
                     "       [--ppl-windows 40] [--heldout-windows 0]\n"
-                    "       [--out DIR] [--json] [--max-ppl-ratio R]\n"
+                    "       [--out DIR [--resume verify|verify-hessian|accept]] [--json] [--max-ppl-ratio R]\n"
                     "       [--generate N [--tokenizer tokenizer.bin] [--temperature 0.8]]\n");
 }
 
@@ -227,6 +233,12 @@ static int parse(args *a, int argc, char **argv)
         else if (!strcmp(o, "--ppl-windows")) a->ppl_windows = atoi(v);
         else if (!strcmp(o, "--heldout-windows")) a->heldout_windows = atoi(v);
         else if (!strcmp(o, "--out")) a->out = v;
+        else if (!strcmp(o, "--resume")) {
+            if (!strcmp(v, "verify")) a->resume = AQ_RESUME_VERIFY;
+            else if (!strcmp(v, "verify-hessian")) a->resume = AQ_RESUME_VERIFY_HESSIAN;
+            else if (!strcmp(v, "accept")) a->resume = AQ_RESUME_ACCEPT;
+            else return -1;
+        }
         else if (!strcmp(o, "--max-ppl-ratio")) a->max_ppl_ratio = atof(v);
         else if (!strcmp(o, "--generate")) a->generate = atoi(v);
         else if (!strcmp(o, "--temperature")) a->temperature = atof(v);
@@ -236,22 +248,34 @@ static int parse(args *a, int argc, char **argv)
     return 0;
 }
 
-/* manifest.txt of the quantized model directory (docs/formats.md). */
-static void write_manifest(const args *a, llm_model *m, double bpp)
+/* manifest.txt of the quantized model directory (docs/formats.md): written to manifest.txt.tmp,
+ * flushed to disk and renamed, so the directory holds the old manifest or the complete new one.
+ * Returns 0, or −1 with a message. */
+static int write_manifest(const args *a, llm_model *m, double bpp)
 {
-    char path[4096];
+    char path[4096], tmp[4112];
     snprintf(path, sizeof path, "%s/manifest.txt", a->out);
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return;
-    fprintf(f, "aqinit-quantized-llama 1\nbase %s\nformat %s\nmethod %s\nbeam %d\nbits_per_parameter %.4f\nlayers %d\n",
-            a->model, a->format, a->method == AQ_INIT_OA_EM ? "oaem" : "greedy", a->beam, bpp, llm_num_linears(m));
-    for (int k = 0; k < llm_num_linears(m); k++) {
-        const char *name;
-        llm_linear_info(m, k, &name, NULL, NULL);
-        fprintf(f, "layer %d %s layer-%05d.aqq\n", k, name, k);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    int failed = !f;
+    if (f) {
+        failed |= fprintf(f, "aqinit-quantized-llama 1\nbase %s\nformat %s\nmethod %s\nbeam %d\nbits_per_parameter %.4f\n"
+                          "layers %d\n", a->model, a->format, a->method == AQ_INIT_OA_EM ? "oaem" : "greedy", a->beam,
+                          bpp, llm_num_linears(m)) < 0;
+        for (int k = 0; k < llm_num_linears(m); k++) {
+            const char *name;
+            llm_linear_info(m, k, &name, NULL, NULL);
+            failed |= fprintf(f, "layer %d %s layer-%05d.aqq\n", k, name, k) < 0;
+        }
+        failed |= fflush(f) != 0 || fsync(fileno(f)) != 0;
+        failed |= fclose(f) != 0;
     }
-    fclose(f);
+    if (failed || rename(tmp, path) != 0) {
+        fprintf(stderr, "llama-quantize: writing %s failed: %s\n", path, strerror(errno));
+        remove(tmp);
+        return -1;
+    }
+    return 0;
 }
 
 /* Bits per parameter of all linear layers together (codes, codebooks and scales). */
@@ -371,7 +395,8 @@ int main(int argc, char **argv)
         || (st = aq_options_set_int(opts, AQ_OPT_BEAM_WIDTH, a.beam)) != AQ_OK
         || (st = aq_options_set_int(opts, AQ_OPT_MAX_EPOCHS, a.epochs)) != AQ_OK
         || (a.em_damping >= 0 && (st = aq_options_set_double(opts, AQ_OPT_EM_DAMPING, a.em_damping)) != AQ_OK)
-        || (st = aq_options_set_double(opts, AQ_OPT_HESSIAN_DAMPING, a.hessian_damping)) != AQ_OK)
+        || (st = aq_options_set_double(opts, AQ_OPT_HESSIAN_DAMPING, a.hessian_damping)) != AQ_OK
+        || (st = aq_options_set_int(opts, AQ_OPT_PIPELINE_RESUME, a.resume)) != AQ_OK)
         goto fail;
     double em_damping;
     aq_options_get_double(&em_damping, opts, AQ_OPT_EM_DAMPING);
@@ -394,10 +419,12 @@ int main(int argc, char **argv)
     if ((st = aq_pipeline_run(pipe)) != AQ_OK)
         goto fail;
     const double quant_seconds = now_seconds() - t0;
-    if (a.out)
-        write_manifest(&a, h.model, bpp);
+    if (a.out && write_manifest(&a, h.model, bpp) != 0) {
+        st = AQ_ERR_IO;
+        goto fail;
+    }
     llm_perplexity(h.model, test, n_test, a.ppl_windows, &nll_q, &n_pred);
-    const double mean_err = h.error_sum / llm_num_linears(h.model);
+    const double mean_err = h.error_count ? h.error_sum / h.error_count : NAN;
     double heldout_calib = -1.0, heldout_test = -1.0;
     if (a.heldout_windows > 0) {
         llm_model *fp32 = NULL;

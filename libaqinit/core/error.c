@@ -21,6 +21,7 @@ const char *aq_strerror(int status)
     case AQ_ERR_UNSUPPORTED: return "AQ_ERR_UNSUPPORTED: not supported";
     case AQ_ERR_INTERNAL: return "AQ_ERR_INTERNAL: internal numerical failure";
     case AQ_ERR_THREAD: return "AQ_ERR_THREAD: could not create a thread";
+    case AQ_ERR_MISMATCH: return "AQ_ERR_MISMATCH: a saved result does not match this run's inputs or settings";
     default: return "AQ_ERR_?: unknown status code";
     }
 }

@@ -127,7 +127,11 @@ int aqi_file_commit(aq_context *ctx, const char *fn, aqi_file_out *out, int fail
  * FIFO, a device), and give its size, so a loader can check the length before it allocates. */
 int aqi_file_open_regular(aq_context *ctx, const char *fn, const char *path, FILE **out, uint64_t *size);
 
-/* ---- checksum (crc32.c): CRC-32 (IEEE 802.3, reflected, as zlib) ---- */
+/* ---- checksums (checksum.c): CRC-32 (IEEE 802.3, reflected, as zlib), FNV-1a 64 ---- */
 uint32_t aqi_crc32(uint32_t crc, const void *data, size_t n);
+/* FNV-1a 64 of @p data continuing from @p h (start with AQI_FNV1A64_INIT): a fingerprint, not a
+ * defence against crafted input. */
+#define AQI_FNV1A64_INIT 0xcbf29ce484222325ULL
+uint64_t aqi_fnv1a64(uint64_t h, const void *data, size_t n);
 
 #endif

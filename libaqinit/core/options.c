@@ -2,6 +2,7 @@
  * is one line here plus one pinned key in aqinit.h. */
 #include <math.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/options.h"
@@ -46,6 +47,7 @@ static const option_desc option_table[] = {
     {AQ_OPT_VSTEP_SELECTION, "AQ_OPT_VSTEP_SELECTION", OPT_INT, 0, 2, AQ_VSTEP_LARGEST, F(vstep_selection)},
     {AQ_OPT_VSTEP_TRUST_RATIO, "AQ_OPT_VSTEP_TRUST_RATIO", OPT_DOUBLE, 0, 1e6, 0, F(vstep_trust_ratio)},
     {AQ_OPT_VSTEP_MAX_CHANGE, "AQ_OPT_VSTEP_MAX_CHANGE", OPT_DOUBLE, 0, 1e6, 0, F(vstep_max_change)},
+    {AQ_OPT_PIPELINE_RESUME, "AQ_OPT_PIPELINE_RESUME", OPT_INT, 0, 2, AQ_RESUME_VERIFY, F(pipeline_resume)},
 };
 #undef F
 
@@ -171,4 +173,38 @@ int aq_options_get_double(double *value, const aq_options *opts, int32_t key)
         return AQ_ERR_INVALID_ARG;
     memcpy(value, (const char *)&opts->v + d->offset, sizeof *value);
     return AQ_OK;
+}
+
+size_t aqi_options_describe(const aqi_options_values *v, int32_t skip_key, char *buf, size_t size)
+{
+    size_t used = 0;
+    if (size)
+        buf[0] = '\0';
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const option_desc *d = &option_table[i];
+        const char *field = (const char *)v + d->offset;
+        char item[160];
+        int n;
+        if (d->key == skip_key)
+            continue;
+        if (d->type == OPT_INT) {
+            int64_t x;
+            memcpy(&x, field, sizeof x);
+            if ((double)x == d->def)
+                continue;
+            n = snprintf(item, sizeof item, "%s%s=%lld", used ? "," : "", d->name, (long long)x);
+        } else {
+            double x;
+            memcpy(&x, field, sizeof x);
+            if (x == d->def)
+                continue;
+            n = snprintf(item, sizeof item, "%s%s=%.17g", used ? "," : "", d->name, x);
+        }
+        if (used + (size_t)n < size)
+            memcpy(buf + used, item, (size_t)n + 1);
+        else if (size)
+            buf[size - 1] = '\0';
+        used += (size_t)n;
+    }
+    return used;
 }

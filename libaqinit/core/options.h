@@ -32,6 +32,7 @@ typedef struct aqi_options_values {
     int64_t vstep_selection;
     double vstep_trust_ratio;
     double vstep_max_change;
+    int64_t pipeline_resume;
 } aqi_options_values;
 
 struct aq_options {
@@ -41,5 +42,10 @@ struct aq_options {
 
 /* The defaults, for callers that pass options == NULL. */
 void aqi_options_defaults(aqi_options_values *v);
+
+/* The options whose values differ from their defaults, as "NAME=value,NAME=value" in key order
+ * (values exact: %lld or %.17g), skipping the key @p skip_key (0: none). Truncates to @p size;
+ * returns the length it needed. */
+size_t aqi_options_describe(const aqi_options_values *v, int32_t skip_key, char *buf, size_t size);
 
 #endif

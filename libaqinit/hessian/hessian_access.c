@@ -117,3 +117,15 @@ int aq_hessian_copy_block(const aq_hessian *h, double *out, int64_t group_size, 
     aqi_hessian_unlock(h);
     return st;
 }
+
+uint64_t aqi_hessian_fingerprint(const aq_hessian *h)
+{
+    uint64_t fp = AQI_FNV1A64_INIT;
+    aqi_hessian_lock(h);
+    fp = aqi_fnv1a64(fp, &h->n_inputs, sizeof h->n_inputs);
+    fp = aqi_fnv1a64(fp, &h->n_samples, sizeof h->n_samples);
+    for (int64_t i = 0; i < h->n_inputs; i++)
+        fp = aqi_fnv1a64(fp, h->matrix + i * h->n_inputs + i, sizeof(double) * (size_t)(h->n_inputs - i));
+    aqi_hessian_unlock(h);
+    return fp;
+}

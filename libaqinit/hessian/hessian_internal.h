@@ -24,6 +24,10 @@ struct aq_hessian {
  * public function in error messages. Free it with aq_hessian_free(). */
 int aqi_hessian_new(aq_hessian **out, aq_context *ctx, int64_t n_inputs, const char *fn);
 
+/* FNV-1a 64 of n_inputs, n_samples and the upper triangle of H, bit for bit: equal for the same
+ * statistics accumulated in the same order. */
+uint64_t aqi_hessian_fingerprint(const aq_hessian *h);
+
 /* Lock/unlock a handle, including one the caller sees as const (the lock is not part of
  * its logical state). */
 void aqi_hessian_lock(const aq_hessian *h);

@@ -6,9 +6,11 @@
 #include <unistd.h>
 
 #include "core/options.h"
+#include "hessian/hessian_internal.h"
+#include "pipeline/provenance.h"
 #include "quant/quant.h"
 
-#define AQI_PIPELINE_MAX_DIR 4000 /* + "/layer-NNNNN.aqq.tmp" fits the 4096-byte path buffers */
+#define AQI_PIPELINE_MAX_DIR 4000 /* + "/layer-NNNNN.prov.tmp" fits the 4096-byte path buffers */
 
 struct aq_pipeline {
     aq_context *ctx;
@@ -105,82 +107,183 @@ static int host(aq_pipeline *p, int rc, const char *callback, int32_t layer)
 
 static void layer_path(const aq_pipeline *p, int32_t layer, char *buf, size_t size, const char *suffix)
 {
-    snprintf(buf, size, "%s/layer-%05d.aqq%s", p->resume_dir, (int)layer, suffix);
+    snprintf(buf, size, "%s/layer-%05d%s", p->resume_dir, (int)layer, suffix);
 }
 
-/* A saved layer must have the run's shape and format; anything else is a stale directory. */
-static int load_finished(aq_pipeline *p, int32_t layer, int64_t rows, int64_t cols, aq_quant **out)
+/* The settings of this run for layer k: everything of its provenance record but the inputs. */
+static void describe_run(const aq_pipeline *p, int32_t layer, int64_t rows, int64_t cols, aqi_provenance *pv)
 {
-    char path[4096];
+    memset(pv, 0, sizeof *pv);
+    pv->layer = layer;
+    pv->rows = rows;
+    pv->cols = cols;
+    pv->num_codebooks = p->fmt.num_codebooks;
+    pv->bits_per_codebook = p->fmt.bits_per_codebook;
+    pv->in_group_size = p->fmt.in_group_size;
+    pv->out_group_size = p->fmt.out_group_size;
+    pv->scale_mode = p->fmt.scale_mode;
+    pv->seed = aq_context_get_seed(p->ctx);
+    /* the resume policy does not shape the result */
+    aqi_options_describe(&p->options->v, AQ_OPT_PIPELINE_RESUME, pv->options, sizeof pv->options);
+    pv->init_error = pv->final_error = NAN;
+}
+
+/* Layer k's weight from the host (checked) into a new buffer. */
+static int fetch_weight(aq_pipeline *p, int32_t layer, int64_t rows, int64_t cols, float **out)
+{
+    size_t bytes;
+    char what[48];
+    int st = aqi_bytes(p->ctx, &bytes, rows * cols, sizeof(float), "layer weight");
+    *out = NULL;
+    if (st != AQ_OK)
+        return st;
+    if (!(*out = aqi_alloc(p->ctx, bytes)))
+        return AQ_ERR_NOMEM;
+    st = host(p, p->cb.get_weight(layer, *out, p->cb.userdata), "get_weight", layer);
+    snprintf(what, sizeof what, "the weight of layer %d", (int)layer);
+    if (st == AQ_OK)
+        st = aqi_check_weights(p->ctx, "aq_pipeline_run", what, *out, rows, cols, cols);
+    if (st != AQ_OK) {
+        aqi_free(p->ctx, *out);
+        *out = NULL;
+    }
+    return st;
+}
+
+/* Layer k's Hessian from the host's calibration. */
+static int fetch_hessian(aq_pipeline *p, int32_t layer, int64_t cols, aq_hessian **out)
+{
+    int st = aq_hessian_create(out, p->ctx, cols);
+    if (st == AQ_OK)
+        st = host(p, p->cb.calibrate(layer, *out, p->cb.userdata), "calibrate", layer);
+    if (st == AQ_OK && aq_hessian_num_samples(*out) == 0)
+        st = aqi_fail(p->ctx, AQ_ERR_INVALID_ARG, "aq_pipeline_run: calibrate added no samples for layer %d",
+                      (int)layer);
+    if (st != AQ_OK) {
+        aq_hessian_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+/* Fill @p now with the inputs of layer k that AQ_OPT_PIPELINE_RESUME asks to verify. */
+static int fingerprint_inputs(aq_pipeline *p, int32_t layer, int64_t rows, int64_t cols, int check_hessian,
+                              aqi_provenance *now)
+{
+    float *W = NULL;
+    aq_hessian *H = NULL;
+    int st = fetch_weight(p, layer, rows, cols, &W);
+    if (st == AQ_OK)
+        now->weight_hash = aqi_fnv1a64(AQI_FNV1A64_INIT, W, sizeof(float) * (size_t)(rows * cols));
+    aqi_free(p->ctx, W);
+    if (st == AQ_OK && check_hessian && (st = fetch_hessian(p, layer, cols, &H)) == AQ_OK) {
+        now->hessian_samples = aq_hessian_num_samples(H);
+        now->hessian_hash = aqi_hessian_fingerprint(H);
+    }
+    aq_hessian_free(H);
+    return st;
+}
+
+/* A saved layer, if the resume directory has one that this run may reuse (*out NULL if none).
+ * It must have the run's shape and format (else AQ_ERR_FORMAT: a stale directory), and under
+ * AQ_RESUME_VERIFY[_HESSIAN] a provenance record that matches the run (else AQ_ERR_MISMATCH). */
+static int load_finished(aq_pipeline *p, int32_t layer, int64_t rows, int64_t cols, aq_quant **out,
+                         aq_layer_report *report)
+{
+    const int64_t mode = p->options->v.pipeline_resume;
+    char path[4096], prov_path[4096], why[1024];
+    aqi_provenance saved, now;
     aq_format f;
-    int st;
+    int st, have_prov;
     *out = NULL;
     if (!p->resume_dir)
         return AQ_OK;
-    layer_path(p, layer, path, sizeof path, "");
+    layer_path(p, layer, path, sizeof path, ".aqq");
+    layer_path(p, layer, prov_path, sizeof prov_path, ".prov");
     if (access(path, F_OK) != 0)
         return AQ_OK;
-    if ((st = aq_quant_load(out, p->ctx, path)) != AQ_OK)
+    describe_run(p, layer, rows, cols, &now);
+    have_prov = access(prov_path, F_OK) == 0;
+    if (have_prov && (st = aqi_provenance_load(p->ctx, prov_path, &saved)) != AQ_OK)
         return st;
+    if (!have_prov && mode != AQ_RESUME_ACCEPT)
+        return aqi_fail(p->ctx, AQ_ERR_MISMATCH, "aq_pipeline_run: %s has no provenance record %s (written by "
+                        "an older libaqinit?): set AQ_OPT_PIPELINE_RESUME to AQ_RESUME_ACCEPT to reuse it, or "
+                        "remove it", path, prov_path);
+    if ((st = aq_quant_load(out, p->ctx, path)) != AQ_OK) {
+        aq_context_copy_last_error(p->ctx, why, sizeof why);
+        return aqi_fail(p->ctx, st, "aq_pipeline_run: cannot resume layer %d from %s: %s", (int)layer, path, why);
+    }
     aq_format_init(&f);
     aq_quant_get_format(&f, *out);
     if (aq_quant_rows(*out) != rows || aq_quant_cols(*out) != cols || f.num_codebooks != p->fmt.num_codebooks
         || f.bits_per_codebook != p->fmt.bits_per_codebook || f.in_group_size != p->fmt.in_group_size
-        || f.out_group_size != p->fmt.out_group_size || f.scale_mode != p->fmt.scale_mode) {
+        || f.out_group_size != p->fmt.out_group_size || f.scale_mode != p->fmt.scale_mode)
+        st = aqi_fail(p->ctx, AQ_ERR_FORMAT, "aq_pipeline_run: %s does not match layer %d's shape or the format",
+                      path, (int)layer);
+    else if (mode != AQ_RESUME_ACCEPT)
+        st = fingerprint_inputs(p, layer, rows, cols, mode == AQ_RESUME_VERIFY_HESSIAN, &now);
+    else if (have_prov) /* accept: compare what is known without asking the host */
+        now.weight_hash = saved.weight_hash;
+    if (st == AQ_OK && have_prov && aqi_provenance_differs(&saved, &now, mode == AQ_RESUME_VERIFY_HESSIAN, why,
+                                                           sizeof why)) {
+        if (mode == AQ_RESUME_ACCEPT)
+            aqi_log(p->ctx, AQ_LOG_WARN, "pipeline: reusing %s although %s", path, why);
+        else
+            st = aqi_fail(p->ctx, AQ_ERR_MISMATCH, "aq_pipeline_run: %s cannot be resumed: %s (set "
+                          "AQ_OPT_PIPELINE_RESUME to AQ_RESUME_ACCEPT to reuse it anyway)", path, why);
+    }
+    if (st != AQ_OK) {
         aq_quant_free(*out);
         *out = NULL;
-        return aqi_fail(p->ctx, AQ_ERR_FORMAT, "aq_pipeline_run: %s does not match layer %d's shape or the format",
-                        path, (int)layer);
+        return st;
+    }
+    if (have_prov) {
+        report->init_error = saved.init_error;
+        report->final_error = saved.final_error;
+        report->init_seconds = saved.init_seconds;
+        report->optimize_seconds = saved.optimize_seconds;
     }
     return AQ_OK;
 }
 
-/* Write to a temporary name, then rename: an interrupted run never leaves a partial layer. */
-static int save_finished(aq_pipeline *p, int32_t layer, const aq_quant *q)
+/* The provenance record first, then the layer, each written whole: an interrupted run leaves
+ * either no layer file or a layer with its record. */
+static int save_finished(aq_pipeline *p, int32_t layer, const aq_quant *q, aqi_provenance *pv,
+                         const aq_layer_report *report)
 {
-    char path[4096], tmp[4096];
+    char path[4096];
     int st;
     if (!p->resume_dir)
         return AQ_OK;
-    layer_path(p, layer, path, sizeof path, "");
-    layer_path(p, layer, tmp, sizeof tmp, ".tmp");
-    if ((st = aq_quant_save(q, tmp)) != AQ_OK)
+    pv->init_error = report->init_error;
+    pv->final_error = report->final_error;
+    pv->init_seconds = report->init_seconds;
+    pv->optimize_seconds = report->optimize_seconds;
+    layer_path(p, layer, path, sizeof path, ".prov");
+    if ((st = aqi_provenance_save(p->ctx, path, pv)) != AQ_OK)
         return st;
-    if (rename(tmp, path) != 0) {
-        remove(tmp);
-        return aqi_fail(p->ctx, AQ_ERR_IO, "aq_pipeline_run: cannot rename %s", tmp);
-    }
-    return AQ_OK;
+    layer_path(p, layer, path, sizeof path, ".aqq");
+    return aq_quant_save(q, path); /* itself written to path.tmp and renamed */
 }
 
-/* Calibrate, initialise and optimise one layer. */
+/* Calibrate, initialise and optimise one layer; @p pv receives the fingerprints of its inputs. */
 static int quantize_one(aq_pipeline *p, int32_t layer, int64_t rows, int64_t cols, aq_quant **out,
-                        aq_layer_report *report)
+                        aq_layer_report *report, aqi_provenance *pv)
 {
     aq_hessian *H = NULL;
     aq_quant *q = NULL;
     float *W = NULL;
-    size_t bytes;
     double t0;
-    int st = aqi_bytes(p->ctx, &bytes, rows * cols, sizeof(float), "layer weight");
-    if (st == AQ_OK && !(W = aqi_alloc(p->ctx, bytes)))
-        st = AQ_ERR_NOMEM;
+    int st = fetch_weight(p, layer, rows, cols, &W);
     if (st == AQ_OK)
-        st = host(p, p->cb.get_weight(layer, W, p->cb.userdata), "get_weight", layer);
+        st = fetch_hessian(p, layer, cols, &H);
     if (st == AQ_OK) {
-        char what[48];
-        snprintf(what, sizeof what, "the weight of layer %d", (int)layer);
-        st = aqi_check_weights(p->ctx, "aq_pipeline_run", what, W, rows, cols, cols);
-    }
-    if (st == AQ_OK)
-        st = aq_hessian_create(&H, p->ctx, cols);
-    if (st == AQ_OK)
-        st = host(p, p->cb.calibrate(layer, H, p->cb.userdata), "calibrate", layer);
-    if (st == AQ_OK && aq_hessian_num_samples(H) == 0)
-        st = aqi_fail(p->ctx, AQ_ERR_INVALID_ARG, "aq_pipeline_run: calibrate added no samples for layer %d",
-                      (int)layer);
-    if (st == AQ_OK)
+        pv->weight_hash = aqi_fnv1a64(AQI_FNV1A64_INIT, W, sizeof(float) * (size_t)(rows * cols));
+        pv->hessian_samples = aq_hessian_num_samples(H);
+        pv->hessian_hash = aqi_hessian_fingerprint(H);
         st = aq_quant_create(&q, p->ctx, &p->fmt, rows, cols);
+    }
     t0 = now_seconds();
     if (st == AQ_OK)
         st = aq_init(p->ctx, q, W, cols, H, p->options);
@@ -209,6 +312,7 @@ static int run_layer(aq_pipeline *p, int32_t layer, int32_t n_layers)
     int64_t rows = 0, cols = 0;
     aq_quant *q = NULL;
     aq_layer_report report;
+    aqi_provenance pv;
     int st;
     memset(&report, 0, sizeof report);
     report.struct_size = (uint32_t)sizeof report;
@@ -223,16 +327,19 @@ static int run_layer(aq_pipeline *p, int32_t layer, int32_t n_layers)
                         name ? name : "?", (long long)rows, (long long)cols, why);
     }
     if ((st = aqi_progress(p->ctx, "pipeline", layer, n_layers, 0, NAN)) != AQ_OK
-        || (st = load_finished(p, layer, rows, cols, &q)) != AQ_OK)
+        || (st = load_finished(p, layer, rows, cols, &q, &report)) != AQ_OK)
         return st;
     if (q) {
         report.resumed = 1;
         aqi_log(p->ctx, AQ_LOG_INFO, "pipeline: layer %d (%s) resumed from %s", (int)layer, name ? name : "?",
                 p->resume_dir);
-    } else if ((st = quantize_one(p, layer, rows, cols, &q, &report)) != AQ_OK
-               || (st = save_finished(p, layer, q)) != AQ_OK) {
-        aq_quant_free(q);
-        return st;
+    } else {
+        describe_run(p, layer, rows, cols, &pv);
+        if ((st = quantize_one(p, layer, rows, cols, &q, &report, &pv)) != AQ_OK
+            || (st = save_finished(p, layer, q, &pv, &report)) != AQ_OK) {
+            aq_quant_free(q);
+            return st;
+        }
     }
     st = host(p, p->cb.put_result(layer, q, &report, p->cb.userdata), "put_result", layer);
     aq_quant_free(q);

@@ -45,13 +45,15 @@ def test_pipeline_runs_true_sequentially(tmp_path):
             assert r["layer"] == k and r["resumed"] == 0
             assert 0 < r["final_error"] <= r["init_error"] * (1 + 1e-9)
             assert not np.array_equal(host.W[k], original[k])
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["layer-00000.aqq", "layer-00001.aqq"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["layer-00000.aqq", "layer-00000.prov",
+                                                               "layer-00001.aqq", "layer-00001.prov"]
         # Resuming: the host is never asked to calibrate, and gets the same layers back.
         again = TwoLayerHost()
         again.fail_at = 0
         aqinit.Pipeline(ctx, "2x4g4", again, opts, resume_dir=tmp_path).run()
         for k in (0, 1):
             assert again.reports[k]["resumed"] == 1
+            assert again.reports[k]["final_error"] == host.reports[k]["final_error"]
             np.testing.assert_array_equal(again.W[k], host.W[k])
 
 

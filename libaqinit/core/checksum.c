@@ -1,4 +1,5 @@
-/* CRC-32 (polynomial 0xEDB88320, reflected; the checksum of zlib, PNG and gzip). */
+/* Checksums: CRC-32 (polynomial 0xEDB88320, reflected; the checksum of zlib, PNG and gzip) and
+ * FNV-1a 64, the fingerprint of the inputs recorded beside a pipeline's saved layers. */
 #include "core/internal.h"
 
 static uint32_t crc_table[256];
@@ -22,4 +23,12 @@ uint32_t aqi_crc32(uint32_t crc, const void *data, size_t n)
     while (n--)
         crc = crc_table[(crc ^ *p++) & 0xFFu] ^ (crc >> 8);
     return ~crc;
+}
+
+uint64_t aqi_fnv1a64(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ULL;
+    return h;
 }
