@@ -115,21 +115,11 @@ static void host_free(host *h)
     free(h->X);
 }
 
+static aq_pipeline *make_pipeline_with(aq_context *ctx, host *h, int64_t method, int64_t resume);
+
 static aq_pipeline *make_pipeline(aq_context *ctx, host *h)
 {
-    aq_pipeline_callbacks cb = callbacks;
-    aq_pipeline *p = NULL;
-    aq_format f;
-    aq_options *o = NULL;
-    cb.userdata = h;
-    aq_format_init(&f);
-    ck_assert_int_eq(aq_format_parse(&f, "2x4g4"), AQ_OK);
-    ck_assert_int_eq(aq_options_create(&o, ctx), AQ_OK);
-    ck_assert_int_eq(aq_options_set_int(o, AQ_OPT_INIT_METHOD, AQ_INIT_OA_EM), AQ_OK);
-    ck_assert_int_eq(aq_options_set_int(o, AQ_OPT_MAX_EPOCHS, 2), AQ_OK);
-    ck_assert_int_eq(aq_pipeline_create(&p, ctx, &cb, &f, o), AQ_OK);
-    aq_options_free(o); /* the pipeline keeps its own copy */
-    return p;
+    return make_pipeline_with(ctx, h, AQ_INIT_OA_EM, AQ_RESUME_VERIFY);
 }
 
 /* Remove the layer files (and their provenance records) of a resume directory, then it. */

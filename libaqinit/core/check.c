@@ -3,20 +3,6 @@
 
 #include "core/internal.h"
 
-int aqi_all_finite_f32(const float *x, int64_t rows, int64_t cols, int64_t ld)
-{
-    for (int64_t r = 0; r < rows; r++) {
-        const float *row = x + r * ld;
-        float acc = 0.0f;
-        /* x*0 is 0 for finite x and NaN for NaN/Inf: one branch-free pass per row. */
-        for (int64_t c = 0; c < cols; c++)
-            acc += row[c] * 0.0f;
-        if (acc != 0.0f)
-            return 0;
-    }
-    return 1;
-}
-
 int aqi_all_finite_f64(const double *x, int64_t rows, int64_t cols, int64_t ld)
 {
     for (int64_t r = 0; r < rows; r++) {
@@ -55,6 +41,7 @@ static float max_abs_or_nonfinite(const float *x, int64_t rows, int64_t cols, in
     for (int64_t r = 0; r < rows; r++) {
         const float *row = x + r * ld;
         float acc = 0.0f;
+        /* x*0 is 0 for finite x and NaN for NaN/Inf: one branch-free pass per row. */
         for (int64_t c = 0; c < cols; c++) {
             float a = fabsf(row[c]);
             acc += row[c] * 0.0f;
@@ -64,6 +51,11 @@ static float max_abs_or_nonfinite(const float *x, int64_t rows, int64_t cols, in
             return -1.0f;
     }
     return max_abs;
+}
+
+int aqi_all_finite_f32(const float *x, int64_t rows, int64_t cols, int64_t ld)
+{
+    return max_abs_or_nonfinite(x, rows, cols, ld) >= 0.0f;
 }
 
 int aqi_check_weights(aq_context *ctx, const char *fn, const char *what, const float *W, int64_t rows,

@@ -54,9 +54,6 @@ int aq_hessian_copy_matrix(const aq_hessian *h, double *out, int64_t ld, double 
     n = h->n_inputs;
     if (!out)
         return aqi_fail(h->ctx, AQ_ERR_INVALID_ARG, "%s: out is NULL", fn);
-    if (ld < n)
-        return aqi_fail(h->ctx, AQ_ERR_SHAPE, "%s: ld %lld is smaller than n_inputs %lld", fn,
-                        (long long)ld, (long long)n);
     if ((st = aqi_check_ld(h->ctx, fn, "out", n, n, ld, sizeof(double))) != AQ_OK)
         return st;
     aqi_hessian_lock(h);
