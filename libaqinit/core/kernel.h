@@ -5,10 +5,13 @@
 
 #include <string.h>
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
+    && !defined(__SANITIZE_THREAD__)
 /* The same C code compiled for AVX-512 / AVX2 / baseline, chosen at load time
  * (codebook/codebook_update.c). No contraction into FMA (ISO C mode), so every variant gives the same
- * bits. */
+ * bits. Not under ThreadSanitizer (gcc -fsanitize=thread): the ifunc resolver is instrumented and
+ * runs while the dynamic loader relocates, before the TSan runtime is initialised, and crashes;
+ * that build gets the baseline variant, which gives the same bits. */
 #  define AQI_KERNEL __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #  define AQI_KERNEL
