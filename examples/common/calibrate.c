@@ -22,6 +22,7 @@ int llm_calibrate(llm_model *m, const uint16_t *tokens, size_t n_tokens, int max
     const size_t seq = (size_t)llm_get_config(m)->seq_len;
     capture cap = {target, H, AQ_OK};
     for (int w = 0; w < max_windows && (size_t)(w + 1) * seq <= n_tokens && cap.status == AQ_OK; w++)
-        llm_forward(m, tokens + (size_t)w * seq, (int)seq, NULL, capture_input, &cap);
+        if (llm_forward(m, tokens + (size_t)w * seq, (int)seq, NULL, capture_input, &cap) < 0)
+            return AQ_ERR_INVALID_ARG; /* a token >= vocab_size, or no memory for the activations */
     return cap.status;
 }

@@ -11,7 +11,8 @@
 
 /* Run the first @p max_windows full windows of @p tokens through @p m and add the inputs of
  * linear @p target to @p H with aq_hessian_add (each forward stops at that layer). Returns
- * AQ_OK or the failing status of aq_hessian_add. */
+ * AQ_OK, the failing status of aq_hessian_add, or AQ_ERR_INVALID_ARG if the forward fails (a
+ * token >= vocab_size, or no memory for the activations). */
 int llm_calibrate(llm_model *m, const uint16_t *tokens, size_t n_tokens, int max_windows, int target,
                   aq_hessian *H);
 

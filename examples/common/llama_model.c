@@ -47,31 +47,51 @@ static size_t linear_cols(const llm_model *m, int kind)
     return kind == L_W2 ? (size_t)m->cfg.hidden_dim : (size_t)m->cfg.dim;
 }
 
-/* Number of floats the header promises, in file order. */
-static size_t expected_floats(const llm_model *m)
+/* acc += a·b; returns -1 (acc unchanged) if that overflows size_t. */
+static int add_product(size_t *acc, size_t a, size_t b)
 {
-    const size_t d = (size_t)m->cfg.dim, L = (size_t)m->cfg.n_layers, V = (size_t)m->cfg.vocab_size;
-    size_t n = V * d + 2 * L * d + d + (size_t)m->cfg.seq_len * (size_t)m->head_size;
-    for (int kind = 0; kind < LLM_LINEARS_PER_BLOCK; kind++)
-        n += L * linear_rows(m, kind) * linear_cols(m, kind);
-    return n + (m->cfg.shared_classifier ? 0 : V * d);
+    if (a != 0 && b > SIZE_MAX / a)
+        return -1;
+    if (a * b > SIZE_MAX - *acc)
+        return -1;
+    *acc += a * b;
+    return 0;
 }
 
+/* Number of floats the header promises, in file order; -1 if that overflows size_t. */
+static int expected_floats(const llm_model *m, size_t *out)
+{
+    const size_t d = (size_t)m->cfg.dim, L = (size_t)m->cfg.n_layers, V = (size_t)m->cfg.vocab_size;
+    size_t n = 0;
+    int bad = add_product(&n, V, d) || add_product(&n, 2 * L, d) || add_product(&n, 1, d)
+              || add_product(&n, (size_t)m->cfg.seq_len, (size_t)m->head_size)
+              || (!m->cfg.shared_classifier && add_product(&n, V, d));
+    for (int kind = 0; kind < LLM_LINEARS_PER_BLOCK && !bad; kind++) {
+        size_t size = 0;
+        bad = add_product(&size, linear_rows(m, kind), linear_cols(m, kind)) || add_product(&n, L, size);
+    }
+    *out = n;
+    return bad ? -1 : 0;
+}
+
+/* Every header field is range-checked before anything is derived from it. */
 static int check_config(llm_model *m, const int32_t h[7], char *err, size_t errlen)
 {
     llm_config *c = &m->cfg;
-    c->dim = h[0], c->hidden_dim = h[1], c->n_layers = h[2], c->n_heads = h[3], c->n_kv_heads = h[4];
-    c->shared_classifier = h[5] > 0;
-    c->vocab_size = h[5] > 0 ? h[5] : -h[5];
-    c->seq_len = h[6];
-    if (c->dim <= 0 || c->dim > 65536 || c->hidden_dim <= 0 || c->hidden_dim > 262144 || c->n_layers <= 0
-        || c->n_layers > 1024 || c->n_heads <= 0 || c->n_kv_heads <= 0 || c->n_heads % c->n_kv_heads != 0
-        || c->dim % c->n_heads != 0 || (c->dim / c->n_heads) % 2 != 0 || c->vocab_size <= 0
-        || c->vocab_size > 1000000 || c->seq_len <= 1 || c->seq_len > 65536) {
+    /* The sign of vocab_size says whether the classifier is shared; negate in 64 bits, since
+     * -INT32_MIN overflows an int. */
+    const int64_t vocab = h[5] > 0 ? (int64_t)h[5] : -(int64_t)h[5];
+    if (h[0] <= 0 || h[0] > 65536 || h[1] <= 0 || h[1] > 262144 || h[2] <= 0 || h[2] > 1024 || h[3] <= 0
+        || h[4] <= 0 || h[4] > h[3] || h[3] % h[4] != 0 || h[0] % h[3] != 0 || (h[0] / h[3]) % 2 != 0
+        || vocab <= 0 || vocab > 1000000 || h[6] <= 1 || h[6] > 65536) {
         snprintf(err, errlen, "not a llama2.c version-0 checkpoint (header %d %d %d %d %d %d %d)", h[0], h[1], h[2],
                  h[3], h[4], h[5], h[6]);
         return -1;
     }
+    c->dim = h[0], c->hidden_dim = h[1], c->n_layers = h[2], c->n_heads = h[3], c->n_kv_heads = h[4];
+    c->shared_classifier = h[5] > 0;
+    c->vocab_size = (int)vocab;
+    c->seq_len = h[6];
     m->head_size = c->dim / c->n_heads;
     m->kv_dim = c->dim / c->n_heads * c->n_kv_heads;
     return 0;
@@ -113,26 +133,45 @@ static void map_weights(llm_model *m)
     m->classifier = m->cfg.shared_classifier ? m->embedding : p;
 }
 
-static int alloc_activations(llm_model *m)
+/* malloc of a·b floats, NULL if the size overflows. */
+static float *alloc_floats(size_t a, size_t b)
 {
-    const size_t n = (size_t)m->cfg.seq_len, d = (size_t)m->cfg.dim, hd = (size_t)m->cfg.hidden_dim;
-    m->x = malloc(sizeof(float) * n * d);
-    m->xb = malloc(sizeof(float) * n * d);
-    m->xb2 = malloc(sizeof(float) * n * d);
-    m->q = malloc(sizeof(float) * n * d);
-    m->k = malloc(sizeof(float) * n * (size_t)m->kv_dim);
-    m->v = malloc(sizeof(float) * n * (size_t)m->kv_dim);
-    m->h1 = malloc(sizeof(float) * n * hd);
-    m->h3 = malloc(sizeof(float) * n * hd);
-    m->att = malloc(sizeof(float) * n * n);
-    return m->x && m->xb && m->xb2 && m->q && m->k && m->v && m->h1 && m->h3 && m->att ? 0 : -1;
+    size_t n = 0;
+    if (add_product(&n, a, b) || n > SIZE_MAX / sizeof(float))
+        return NULL;
+    return malloc(n * sizeof(float));
 }
 
+/* The activations of one window, allocated on the first forward or decode rather than by
+ * llm_load: their size follows from the header alone (seq_len × hidden_dim, seq_len², ...), not
+ * from the file, so a loader that allocated them would let a small file ask for any amount. */
+static int ensure_activations(llm_model *m)
+{
+    const size_t n = (size_t)m->cfg.seq_len, d = (size_t)m->cfg.dim, hd = (size_t)m->cfg.hidden_dim;
+    if (m->att)
+        return 0;
+    if (!(m->x = alloc_floats(n, d)) || !(m->xb = alloc_floats(n, d)) || !(m->xb2 = alloc_floats(n, d))
+        || !(m->q = alloc_floats(n, d)) || !(m->k = alloc_floats(n, (size_t)m->kv_dim))
+        || !(m->v = alloc_floats(n, (size_t)m->kv_dim)) || !(m->h1 = alloc_floats(n, hd))
+        || !(m->h3 = alloc_floats(n, hd)) || !(m->att = alloc_floats(n, n))) {
+        float **bufs[] = {&m->x, &m->xb, &m->xb2, &m->q, &m->k, &m->v, &m->h1, &m->h3, &m->att};
+        for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+            free(*bufs[i]);
+            *bufs[i] = NULL;
+        }
+        return -1;
+    }
+    return 0;
+}
+
+/* Loading checks the header's fields and the file length before it allocates anything but the
+ * model struct; then it holds the file's floats, the per-layer tables, and nothing else. */
 int llm_load(llm_model **out, const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
     int32_t header[7];
     long size;
+    size_t n_floats = 0;
     llm_model *m = NULL;
     *out = NULL;
     if (!f) {
@@ -146,8 +185,11 @@ int llm_load(llm_model **out, const char *path, char *err, size_t errlen)
     }
     if (!(m = calloc(1, sizeof *m)) || check_config(m, header, err, errlen) != 0)
         goto fail;
-    const size_t n_floats = expected_floats(m);
-    if ((size_t)size != sizeof header + n_floats * sizeof(float)) {
+    if (expected_floats(m, &n_floats) != 0 || n_floats > (SIZE_MAX - sizeof header) / sizeof(float)) {
+        snprintf(err, errlen, "%s: the header's sizes overflow", path);
+        goto fail;
+    }
+    if ((unsigned long)size != sizeof header + n_floats * sizeof(float)) {
         snprintf(err, errlen, "%s: %ld bytes, but the header describes %zu", path, size,
                  sizeof header + n_floats * sizeof(float));
         goto fail;
@@ -155,7 +197,7 @@ int llm_load(llm_model **out, const char *path, char *err, size_t errlen)
     m->data = malloc(n_floats * sizeof(float));
     m->blocks = calloc((size_t)m->cfg.n_layers, sizeof *m->blocks);
     m->names = calloc((size_t)m->cfg.n_layers * LLM_LINEARS_PER_BLOCK, sizeof *m->names);
-    if (!m->data || !m->blocks || !m->names || alloc_activations(m) != 0) {
+    if (!m->data || !m->blocks || !m->names) {
         snprintf(err, errlen, "%s: out of memory", path);
         goto fail;
     }
@@ -348,7 +390,7 @@ int llm_forward(llm_model *m, const uint16_t *tokens, int n, float *logits, llm_
                 void *userdata)
 {
     const int d = m->cfg.dim;
-    if (n <= 0 || n > m->cfg.seq_len)
+    if (n <= 0 || n > m->cfg.seq_len || ensure_activations(m) != 0)
         return -1;
     for (int t = 0; t < n; t++) {
         if (tokens[t] >= m->cfg.vocab_size)
@@ -376,7 +418,7 @@ int llm_perplexity(llm_model *m, const uint16_t *tokens, size_t n_tokens, int ma
     const int seq = m->cfg.seq_len, V = m->cfg.vocab_size;
     size_t windows = n_tokens / (size_t)seq, count = 0;
     double total = 0.0;
-    float *logits = malloc(sizeof(float) * (size_t)seq * (size_t)V);
+    float *logits = alloc_floats((size_t)seq, (size_t)V);
     if (!logits)
         return -1;
     if (max_windows > 0 && (size_t)max_windows < windows)
@@ -421,17 +463,19 @@ int llm_decode(llm_model *m, int token, int pos, float *logits, llm_linear_fn li
 {
     const int d = m->cfg.dim, hd = m->cfg.hidden_dim, hs = m->head_size, kvd = m->kv_dim, seq = m->cfg.seq_len;
     const int group = m->cfg.n_heads / m->cfg.n_kv_heads;
-    float *x = m->x, *xb = m->xb, *xb2 = m->xb2, *q = m->q, *att = m->att, *h1 = m->h1, *h3 = m->h3;
     int st;
-    if (token < 0 || token >= m->cfg.vocab_size || pos < 0 || pos >= seq || !logits)
+    if (token < 0 || token >= m->cfg.vocab_size || pos < 0 || pos >= seq || !logits || ensure_activations(m) != 0)
         return -1;
-    if (!m->k_cache) {
-        const size_t n = (size_t)m->cfg.n_layers * (size_t)seq * (size_t)kvd;
-        m->k_cache = malloc(sizeof(float) * n);
-        m->v_cache = malloc(sizeof(float) * n);
+    if (!m->k_cache || !m->v_cache) {
+        const size_t n = (size_t)m->cfg.n_layers * (size_t)seq;
+        free(m->k_cache);
+        free(m->v_cache);
+        m->k_cache = alloc_floats(n, (size_t)kvd);
+        m->v_cache = alloc_floats(n, (size_t)kvd);
         if (!m->k_cache || !m->v_cache)
             return -1;
     }
+    float *x = m->x, *xb = m->xb, *xb2 = m->xb2, *q = m->q, *att = m->att, *h1 = m->h1, *h3 = m->h3;
     memcpy(x, m->embedding + (size_t)token * d, sizeof(float) * (size_t)d);
     for (int l = 0; l < m->cfg.n_layers; l++) {
         float *kc = m->k_cache + ((size_t)l * seq + pos) * kvd, *vc = m->v_cache + ((size_t)l * seq + pos) * kvd;

@@ -21,6 +21,11 @@ typedef struct llm_model llm_model;
  * Return 0 to continue; any other value stops the forward, which returns it. */
 typedef int (*llm_linear_hook)(int linear_index, const float *X, int rows, int cols, void *userdata);
 
+/* Load a checkpoint. Every header field is range-checked and the file length must match the
+ * sizes the header implies before anything is allocated; the model then holds the file's floats
+ * and per-layer tables only. The activation buffers of a window (seq_len × dim, seq_len ×
+ * hidden_dim, seq_len², ...) are allocated by the first llm_forward or llm_decode. Returns 0, or
+ * -1 with a message in @p err. */
 int llm_load(llm_model **out, const char *path, char *err, size_t errlen);
 void llm_free(llm_model *m);
 const llm_config *llm_get_config(const llm_model *m);
@@ -35,7 +40,8 @@ int llm_find_linear(const llm_model *m, const char *name); /* index, or -1 */
 float *llm_linear_weight(llm_model *m, int index);        /* rows × cols, row-major [out][in], writable */
 
 /* Run tokens[0..n) (n ≤ seq_len) as one window. If @p logits is not NULL it receives
- * n × vocab_size logits. Returns 0, a hook's non-zero value, or -1 for bad arguments. */
+ * n × vocab_size logits. Returns 0, a hook's non-zero value, or -1 for bad arguments or when
+ * the activation buffers cannot be allocated. */
 int llm_forward(llm_model *m, const uint16_t *tokens, int n, float *logits, llm_linear_hook hook,
                 void *userdata);
 
@@ -45,7 +51,8 @@ typedef int (*llm_linear_fn)(int linear_index, const float *x, float *y, void *u
 /* Single-token decoding with a key/value cache: feed @p token at position @p pos (0, 1, 2, ...;
  * pos 0 starts a new sequence) and get vocab_size logits. Every linear layer goes through
  * @p linear_fn (NULL: the model's fp32 weights), e.g. aq_quant_matvec on a quantized model.
- * Returns 0, the linear function's non-zero value, or -1. */
+ * Returns 0, the linear function's non-zero value, or -1 (bad arguments, or no memory for the
+ * activations or the cache). */
 int llm_decode(llm_model *m, int token, int pos, float *logits, llm_linear_fn linear_fn, void *userdata);
 
 /* Perplexity protocol of ../shared/bench/README.md: consecutive windows of seq_len tokens

@@ -22,16 +22,26 @@ void tokenizer_free(tokenizer *t)
     free(t);
 }
 
-/* File: int32 max_token_length, then per token: float32 score, int32 length, the bytes. */
+/* File: int32 max_token_length, then per token: float32 score, int32 length, the bytes. The
+ * file length is checked against vocab_size (8 bytes per token at least) before the table of
+ * pieces is allocated, and each piece is at most max_token_length <= 4096 bytes. */
 int tokenizer_load(tokenizer **out, const char *path, int vocab_size, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
-    tokenizer *t = calloc(1, sizeof *t);
+    tokenizer *t = NULL;
     int32_t max_len, len;
     float score;
+    long size;
     *out = NULL;
-    if (!f || !t || !(t->pieces = calloc((size_t)vocab_size, sizeof *t->pieces))) {
-        snprintf(err, errlen, "%s: %s", path, f ? "out of memory" : strerror(errno));
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (vocab_size <= 0 || fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0
+        || (unsigned long)size < 4 || ((unsigned long)size - 4) / 8 < (unsigned long)vocab_size)
+        goto bad;
+    if (!(t = calloc(1, sizeof *t)) || !(t->pieces = calloc((size_t)vocab_size, sizeof *t->pieces))) {
+        snprintf(err, errlen, "%s: out of memory", path);
         goto fail;
     }
     t->vocab_size = vocab_size;
@@ -49,8 +59,7 @@ int tokenizer_load(tokenizer **out, const char *path, int vocab_size, char *err,
 bad:
     snprintf(err, errlen, "%s: not a llama2.c tokenizer for %d tokens", path, vocab_size);
 fail:
-    if (f)
-        fclose(f);
+    fclose(f);
     tokenizer_free(t);
     return -1;
 }

@@ -6,6 +6,8 @@
 
 typedef struct tokenizer tokenizer;
 
+/* Load the first @p vocab_size (>= 1) pieces of a tokenizer.bin. Returns 0, or -1 with a message
+ * in @p err (also when the file is too short for vocab_size tokens: nothing is allocated then). */
 int tokenizer_load(tokenizer **out, const char *path, int vocab_size, char *err, size_t errlen);
 void tokenizer_free(tokenizer *t);
 /* The text of @p token following @p prev: byte-fallback pieces <0xXX> become that byte, and the
