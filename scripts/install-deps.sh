@@ -1,5 +1,6 @@
 #!/bin/sh
-# Install the Debian packages libaqinit needs to build, test and benchmark.
+# Install the Debian packages libaqinit needs to build, test and benchmark (clang and
+# libclang-rt-dev: .ci/tsan.sh; abigail-tools: .ci/abi.sh).
 set -e
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
@@ -7,5 +8,5 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential g++ meson ninja-build pkg-config libopenblas-dev liblapacke-dev check \
-    python3 python3-numpy python3-pytest valgrind >/dev/null
+    python3 python3-numpy python3-pytest valgrind clang libclang-rt-dev abigail-tools >/dev/null
 echo "dependencies installed"
