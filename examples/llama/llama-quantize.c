@@ -386,7 +386,10 @@ int main(int argc, char **argv)
     }
     const double bpp = model_bpp(&fmt, h.model);
     double t0 = now_seconds();
-    llm_perplexity(h.model, test, n_test, a.ppl_windows, &nll_fp32, &n_pred);
+    if (llm_perplexity(h.model, test, n_test, a.ppl_windows, &nll_fp32, &n_pred) != 0) {
+        fprintf(stderr, "llama-quantize: the forward pass failed (out of memory for the activations?)\n");
+        return 1;
+    }
     fprintf(stderr, "fp32 perplexity %.3f (%zu tokens, %.1f s)\n", exp(nll_fp32), n_pred, now_seconds() - t0);
 
     if ((st = aq_context_create(&ctx)) != AQ_OK || (st = aq_context_set_threads(ctx, a.threads)) != AQ_OK
@@ -423,7 +426,10 @@ int main(int argc, char **argv)
         st = AQ_ERR_IO;
         goto fail;
     }
-    llm_perplexity(h.model, test, n_test, a.ppl_windows, &nll_q, &n_pred);
+    if (llm_perplexity(h.model, test, n_test, a.ppl_windows, &nll_q, &n_pred) != 0) {
+        st = AQ_ERR_NOMEM;
+        goto fail;
+    }
     const double mean_err = h.error_count ? h.error_sum / h.error_count : NAN;
     double heldout_calib = -1.0, heldout_test = -1.0;
     if (a.heldout_windows > 0) {
