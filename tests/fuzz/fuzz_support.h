@@ -185,4 +185,23 @@ static inline void fuzz_aq_free(void *ptr, void *userdata)
 #define free(ptr) fuzz_free(ptr)
 #endif
 
+/* The file a saver wrote at @p path must hold exactly @p data (a loaded input saved back: the
+ * round trip restores every byte); prints and aborts otherwise. Removes the file. */
+static inline void fuzz_expect_file(const char *path, const uint8_t *data, size_t size, const char *who)
+{
+    unsigned char *back = malloc(size + 1);
+    FILE *f = back ? fopen(path, "rb") : NULL;
+    size_t got;
+    if (!f)
+        abort();
+    got = fread(back, 1, size + 1, f);
+    fclose(f);
+    remove(path);
+    if (got != size || memcmp(back, data, size) != 0) {
+        fprintf(stderr, "%s: the saved file differs from the loaded one\n", who);
+        abort();
+    }
+    free(back);
+}
+
 #endif
