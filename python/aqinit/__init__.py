@@ -21,7 +21,7 @@ needs:
     hessian       Hessian                    quant      Quant
     algorithms    init, beam_search, update_codebooks, optimize, quantize_layer, vstep, has_algorithm
     pipeline      Pipeline                   safetensors  export_aqlm, read_safetensors
-    _lib          loading the shared library and the ctypes prototypes
+    _lib          finding and loading the shared library (of the package's version), the ctypes prototypes
 """
 import ctypes  # noqa: F401 — aqinit.ctypes and aqinit.np were reachable before the split into modules
 
@@ -29,6 +29,7 @@ import numpy as np  # noqa: F401
 
 from . import _lib
 from ._lib import lib
+from ._version import __version__  # _lib loads only a library of this version
 from .constants import *  # noqa: F401,F403 — constant, version, version_string, ERR_SHAPE, OPT_EM_TOL, ...
 from .constants import constant, version, version_string
 from .errors import AqError, _check  # noqa: F401 — _check for the tests
@@ -44,5 +45,3 @@ from .safetensors import export_aqlm, read_safetensors
 __all__ = ["AqError", "Context", "Options", "Format", "Hessian", "Quant", "Pipeline", "vstep", "constant", "version",
            "version_string", "export_aqlm", "read_safetensors",
            "init", "beam_search", "update_codebooks", "optimize", "quantize_layer", "has_algorithm"]
-
-__version__ = version_string()  # of the loaded library, e.g. "0.1.0"

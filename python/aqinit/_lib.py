@@ -4,6 +4,9 @@ import ctypes.util
 import glob
 import json
 import os
+import subprocess
+
+from ._version import __version__
 
 c_int, c_int32, c_int64, c_uint32, c_uint64 = (ctypes.c_int, ctypes.c_int32, ctypes.c_int64,
                                                ctypes.c_uint32, ctypes.c_uint64)
@@ -49,21 +52,47 @@ LOG_FN = ctypes.CFUNCTYPE(None, c_int32, c_char_p, c_void_p)
 
 def _candidates():
     """Where to look, in order: $AQINIT_LIBRARY alone when it is set (an explicit path that cannot
-    be loaded is an error, never a reason to load some other copy), else the meson build trees of
-    this source tree (build/ first, sanitized builds skipped), else the system."""
+    be loaded is an error, never a reason to load some other copy), else the system's library,
+    else the meson build trees of the source tree this package sits in."""
     env = os.environ.get("AQINIT_LIBRARY")
     if env:
         yield env
         return
+    yield from _system_candidates()
+    yield from _build_tree_candidates()
+
+
+def _system_candidates():
+    """ctypes.util.find_library's (the loader's cache, LD_LIBRARY_PATH), then the files in
+    `pkg-config --variable=libdir aqinit` (an install in a prefix named by PKG_CONFIG_PATH)."""
+    found = ctypes.util.find_library("aqinit")
+    if found:
+        yield found
+    libdir = _pkg_config_libdir()
+    if libdir:
+        yield from sorted(glob.glob(os.path.join(libdir, "libaqinit.so*")))
+
+
+def _pkg_config_libdir():
+    try:
+        r = subprocess.run(["pkg-config", "--variable=libdir", "aqinit"], capture_output=True, text=True,
+                           timeout=30)
+    except (OSError, subprocess.SubprocessError):  # no pkg-config
+        return None
+    return r.stdout.strip() if r.returncode == 0 else None
+
+
+def _build_tree_candidates():
+    """build*/libaqinit/libaqinit.so of the source tree (build/ first, sanitized builds skipped);
+    nothing for an installed package."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if not os.path.exists(os.path.join(root, "meson.build")):
+        return
     builds = sorted(glob.glob(os.path.join(root, "build*", "libaqinit", "libaqinit.so")),
                     key=lambda p: (os.path.basename(os.path.dirname(os.path.dirname(p))) != "build", p))
     for path in builds:
         if not _sanitized(os.path.dirname(os.path.dirname(path))):
             yield path
-    found = ctypes.util.find_library("aqinit")
-    if found:
-        yield found
 
 
 def _sanitized(build_dir):
@@ -76,18 +105,51 @@ def _sanitized(build_dir):
     return options.get("b_sanitize", "none") not in ("none", "", None)
 
 
-def _load():
-    """(CDLL, path) of the first candidate that loads."""
-    errors = []
-    for path in _candidates():
+class _DlInfo(ctypes.Structure):
+    _fields_ = [("dli_fname", c_char_p), ("dli_fbase", c_void_p), ("dli_sname", c_char_p), ("dli_saddr", c_void_p)]
+
+
+def _open(name):
+    """(CDLL, the file the loader mapped, its aq_version_string()) of @name, a path or a soname
+    (find_library's); OSError if it cannot be loaded."""
+    dll = ctypes.CDLL(name)
+    try:
+        version_fn = dll.aq_version_string
+    except AttributeError:  # some other library of that name
+        return dll, name, "unknown (no aq_version_string)"
+    version_fn.restype, version_fn.argtypes = c_char_p, []
+    path, info = name, _DlInfo()
+    dladdr = getattr(ctypes.CDLL(None), "dladdr", None)
+    if dladdr is not None:
+        dladdr.argtypes = [c_void_p, P(_DlInfo)]
+        if dladdr(ctypes.cast(version_fn, c_void_p), ctypes.byref(info)) and info.dli_fname:
+            path = os.fsdecode(info.dli_fname)
+    return dll, path, version_fn().decode(errors="replace")
+
+
+def _load(candidates=None, expected=__version__):
+    """(CDLL, path) of the first candidate that loads and is libaqinit @expected, the package's
+    version. A library of another version is passed over; if no candidate fits, ImportError names
+    the package's version and each library's path and version (OSError if none loaded at all)."""
+    errors, others = [], []
+    for name in _candidates() if candidates is None else candidates:
         try:
-            return ctypes.CDLL(path), path
+            dll, path, version = _open(name)
         except OSError as exc:
-            errors.append(f"{path}: {exc}")
+            errors.append(f"{name}: {exc}")
+            continue
+        if version == expected:
+            return dll, path
+        others.append(f"{path} is libaqinit {version}")
+    if others:
+        raise ImportError(f"the aqinit Python package {expected} needs libaqinit {expected}, but "
+                          + "; ".join(others) + f". Point AQINIT_LIBRARY at a libaqinit.so {expected}, install "
+                          "one, or use the binding of the library's version.")
     if os.environ.get("AQINIT_LIBRARY"):
         raise OSError("AQINIT_LIBRARY is set but cannot be loaded: " + "; ".join(errors))
-    raise OSError("libaqinit not found; set AQINIT_LIBRARY to the path of libaqinit.so, build it with "
-                  "meson in build/, or install it. Tried: " + ("; ".join(errors) or "nothing"))
+    raise OSError("libaqinit not found; set AQINIT_LIBRARY to the path of libaqinit.so, install it (the "
+                  "dynamic loader's path or pkg-config), or build it with meson in build/ of the source tree. "
+                  "Tried: " + ("; ".join(errors) or "nothing"))
 
 
 lib, lib_path = _load()

@@ -14,7 +14,12 @@ from .format import Format, _dims
 
 class Quant(_Handle):
     """A quantized matrix in AQLM's layout: codes [O/g_o, I/g, M], codebooks [M, K, g_o, g],
-    scales [O/g_o]."""
+    scales [O/g_o].
+
+    Reading .codes, .codebooks or .scales returns a new read-only copy of the library's arrays:
+    writing into it raises ValueError instead of being silently lost. To change them, assign a whole
+    array, which is validated and copied in: ``books = q.codebooks.copy(); books[0] = 0;
+    q.codebooks = books``."""
 
     _free_fn = lib.aq_quant_free
 
@@ -57,10 +62,12 @@ class Quant(_Handle):
 
     @property
     def codes(self):
+        """Read-only copy, uint8 (B <= 8) or uint16, [O/g_o, I/g, M]. Set with any integer array
+        whose values are in 0..K-1 (validated, copied in)."""
         shape, dtype, _, _ = self._shapes()
         out = np.empty(shape, dtype=dtype)
         _check(lib.aq_quant_copy_codes_out(self.ptr, out.ctypes.data, out.nbytes), self.ctx)
-        return out
+        return _read_only(out)
 
     @codes.setter
     def codes(self, value):
@@ -79,7 +86,7 @@ class Quant(_Handle):
     def _float_out(self, copy_out, shape):
         out = np.empty(shape, dtype=np.float32)
         _check(copy_out(self.ptr, out.ctypes.data, out.size), self.ctx)
-        return out
+        return _read_only(out)
 
     def _float_in(self, copy_in, value, shape, name):
         a = _typed_array(value, np.float32, name)
@@ -89,6 +96,8 @@ class Quant(_Handle):
 
     @property
     def codebooks(self):
+        """Read-only copy, float32 [M, K, g_o, g]. Set with a float32 array of that shape (finite
+        values; validated, copied in)."""
         return self._float_out(lib.aq_quant_copy_codebooks_out, self._shapes()[2])
 
     @codebooks.setter
@@ -97,6 +106,8 @@ class Quant(_Handle):
 
     @property
     def scales(self):
+        """Read-only copy, float32 [O/g_o]. Set with a float32 array of that shape (finite values;
+        validated, copied in)."""
         return self._float_out(lib.aq_quant_copy_scales_out, self._shapes()[3])
 
     @scales.setter
@@ -152,3 +163,9 @@ class Quant(_Handle):
         Y = np.empty((X.shape[0], rows), dtype=np.float32)
         _check(lib.aq_quant_matmul(self.ptr, X.ctypes.data, X.shape[0], ld, Y.ctypes.data, rows), self.ctx)
         return Y
+
+
+def _read_only(a):
+    """@a, a fresh copy of library memory, marked read-only: a write into it would be lost."""
+    a.flags.writeable = False
+    return a

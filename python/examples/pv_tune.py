@@ -59,8 +59,9 @@ class Dequantize(torch.autograd.Function):
 class QuantLayer:
     def __init__(self, quant):
         self.quant = quant
-        self.codebooks = torch.nn.Parameter(torch.from_numpy(quant.codebooks))
-        self.scales = torch.nn.Parameter(torch.from_numpy(quant.scales))
+        # copies: the optimizer updates them in place, and quant's arrays are read-only
+        self.codebooks = torch.nn.Parameter(torch.from_numpy(quant.codebooks.copy()))
+        self.scales = torch.nn.Parameter(torch.from_numpy(quant.scales.copy()))
         self.last_grad = None
         self.xtx, self.n = None, 0  # Σ xᵀx of the layer's inputs seen in training forwards
         self.buffer = self.m = self.v = None  # straight-through copy of Ŵ and its Adam moments

@@ -73,8 +73,12 @@ def _is_sanitized(build_dir):
     return opts.get("b_sanitize", "none") != "none"
 
 
-def test_without_AQINIT_LIBRARY_the_build_tree_comes_first(monkeypatch):
-    monkeypatch.delenv("AQINIT_LIBRARY", raising=False)
+def test_without_AQINIT_LIBRARY_the_build_trees_follow_the_system(monkeypatch):
+    """The build trees in their order (the system's library before them: test_packaging.py)."""
+    for name in ("AQINIT_LIBRARY", "LD_LIBRARY_PATH", "PKG_CONFIG_PATH"):  # meson test sets LD_LIBRARY_PATH
+        monkeypatch.delenv(name, raising=False)
+    system_has_one = next(_lib._system_candidates(), None) is not None
+    monkeypatch.setattr(_lib, "_system_candidates", lambda: iter(()))
     candidates = list(_lib._candidates())
     trees = [d for d in sorted(os.listdir(ROOT)) if d.startswith("build")
              and os.path.exists(os.path.join(ROOT, d, "libaqinit", "libaqinit.so"))]
@@ -85,7 +89,10 @@ def test_without_AQINIT_LIBRARY_the_build_tree_comes_first(monkeypatch):
     assert candidates[:len(usable)] == sorted(usable, key=lambda p: (not p.endswith("/build/libaqinit/libaqinit.so"), p))
     assert all(os.path.join(ROOT, d, "libaqinit", "libaqinit.so") not in candidates
                for d in trees if _is_sanitized(os.path.join(ROOT, d)))
-    # And a fresh interpreter without the variable really loads the first of them.
+    # And a fresh interpreter without the variable really loads the first of them (when the
+    # system has no libaqinit).
+    if system_has_one:
+        pytest.skip("the system has a libaqinit, which comes first")
     r = _import_in_subprocess(None)
     assert r.returncode == 0, r.stderr
     assert os.path.samefile(r.stdout.strip(), candidates[0])
@@ -551,6 +558,30 @@ def test_copy_in_validates_and_changes_nothing_on_failure(ctx):
         none.scales = np.full(4, 2.0, dtype=np.float32)
     q.codes = codes.astype(np.int32)  # a lossless integer conversion is accepted
     np.testing.assert_array_equal(q.codes, codes)
+
+
+def test_the_array_properties_are_read_only_copies(ctx):
+    """A write into q.codes / .codebooks / .scales would be lost: it raises; assigning a whole array
+    (validated, copied in) is how they change, and an array read earlier keeps its values."""
+    q, codes, books, scales = random_quant(ctx, np.random.default_rng(33), "2x4g4", 4, 8)
+    arrays = {"codes": q.codes, "codebooks": q.codebooks, "scales": q.scales}
+    for name, a in arrays.items():
+        assert not a.flags.writeable, name
+        with pytest.raises(ValueError, match="read-only"):
+            a.flat[0] = 1
+        with pytest.raises(ValueError, match="read-only"):
+            a += 1
+        assert not a.view().flags.writeable and not a.reshape(-1).flags.writeable, name
+    new = (((codes + 1) % 16).astype(np.uint8), books * 2, scales + 1)
+    for values in ((codes, books, scales), new):  # unchanged by the refused writes, then assigned
+        for got, expected in zip((q.codes, q.codebooks, q.scales), values):
+            np.testing.assert_array_equal(got, expected)
+        q.codes, q.codebooks, q.scales = new
+    np.testing.assert_array_equal(arrays["codes"], codes)  # a copy, not a view of the library's memory
+    edited = arrays["codebooks"].copy()  # the way to edit one element
+    edited[0, 0, 0, 0] = 7.0
+    q.codebooks = edited
+    assert q.codebooks[0, 0, 0, 0] == 7.0 and q.codebooks.flags.writeable is False
 
 
 def test_output_error_and_mse_equal_numpy_for_strided_weights(ctx):
