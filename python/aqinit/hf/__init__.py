@@ -1,0 +1,15 @@
+"""Hugging Face Llama checkpoints with numpy only (no torch, no downloads).
+
+    convert      convert_llama2c: a llama2.c version-0 checkpoint -> an HF Llama directory
+    llama2c      read_llama2c: the llama2.c format
+    checkpoint   config.json and safetensors weights, single file or sharded
+    config       LlamaConfig: the config fields the forward uses
+    model        LlamaModel (load_llama): a float32 forward in modeling_llama's conventions
+    perplexity   perplexity / mean_nll: the protocol of the benchmark data's README
+    cli          the aqinit-hf command (python -m aqinit.hf)
+"""
+from .convert import convert_llama2c
+from .model import LlamaModel, Linear, load_llama
+from .perplexity import mean_nll, perplexity, read_tokens
+
+__all__ = ["convert_llama2c", "LlamaModel", "Linear", "load_llama", "mean_nll", "perplexity", "read_tokens"]
