@@ -10,6 +10,30 @@ import numpy as np
 _DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.float16): "F16", np.dtype(np.int8): "I8",
            np.dtype(np.int16): "I16", np.dtype(np.int32): "I32", np.dtype(np.uint8): "U8"}
 _NUMPY = {v: k for k, v in _DTYPES.items()}
+# Read only: F64/I64/U16 as such, BF16 (the usual dtype of Hugging Face checkpoints, which numpy
+# lacks) widened exactly to float32 (a bfloat16 is the upper half of a float32).
+_NUMPY_READ = dict(_NUMPY, F64=np.dtype(np.float64), I64=np.dtype(np.int64), U16=np.dtype(np.uint16),
+                   BF16=np.dtype(np.uint16))
+
+
+def _bf16_to_float32(u16):
+    return (u16.astype(np.uint32) << 16).view(np.float32)
+
+
+def _tensor_entry(path, name, info, data_bytes):
+    """(numpy dtype, shape, begin, end) of one header entry, checked: a known dtype, a shape of
+    non-negative ints, 0 <= begin <= end <= the data's size and end - begin = the shape's bytes."""
+    if not isinstance(info, dict) or info.get("dtype") not in _NUMPY_READ:
+        raise ValueError(f"{path}: tensor {name!r}: unsupported or missing dtype")
+    shape, offsets = info.get("shape"), info.get("data_offsets")
+    if (not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+            or not isinstance(offsets, list) or len(offsets) != 2
+            or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
+        raise ValueError(f"{path}: tensor {name!r}: malformed shape or data_offsets")
+    dtype, (begin, end) = _NUMPY_READ[info["dtype"]], offsets
+    if not 0 <= begin <= end <= data_bytes or end - begin != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+        raise ValueError(f"{path}: tensor {name!r}: data_offsets {offsets} do not fit its shape or the file")
+    return dtype, shape, begin, end
 
 
 def write_safetensors(path, tensors, metadata=None):
@@ -35,7 +59,8 @@ def write_safetensors(path, tensors, metadata=None):
 
 
 def read_safetensors(path):
-    """({name: numpy array}, metadata) from a safetensors file."""
+    """({name: numpy array}, metadata) from a safetensors file; BF16 tensors come back as float32
+    (exactly). A malformed header or an entry outside the file is a ValueError."""
     with open(path, "rb") as f:
         raw = f.read()
     if len(raw) < 8:
@@ -43,15 +68,18 @@ def read_safetensors(path):
     (n,) = struct.unpack("<Q", raw[:8])
     if 8 + n > len(raw):
         raise ValueError(f"{path}: truncated header")
-    header = json.loads(raw[8:8 + n])
+    try:
+        header = json.loads(raw[8:8 + n])
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: the header is not JSON ({e})") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"{path}: the header is not a JSON object")
     metadata = header.pop("__metadata__", {})
     base, out = 8 + n, {}
     for name, info in header.items():
-        begin, end = info["data_offsets"]
-        dtype = _NUMPY[info["dtype"]].newbyteorder("<")
-        if base + end > len(raw):
-            raise ValueError(f"{path}: tensor {name} is truncated")
-        out[name] = np.frombuffer(raw[base + begin:base + end], dtype=dtype).reshape(info["shape"]).astype(dtype.newbyteorder("="))
+        dtype, shape, begin, end = _tensor_entry(path, name, info, len(raw) - base)
+        a = np.frombuffer(raw[base + begin:base + end], dtype=dtype.newbyteorder("<")).reshape(shape)
+        out[name] = _bf16_to_float32(a) if info["dtype"] == "BF16" else a.astype(dtype)
     return out, metadata
 
 
