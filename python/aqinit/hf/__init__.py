@@ -6,10 +6,15 @@
     config       LlamaConfig: the config fields the forward uses
     model        LlamaModel (load_llama): a float32 forward in modeling_llama's conventions
     perplexity   perplexity / mean_nll: the protocol of the benchmark data's README
+    quantize     quantize_checkpoint: an HF Llama checkpoint -> an AQLM checkpoint, through aq_pipeline
+    aqlm         the AQLM checkpoint layout: aqlm_tensors, sharded writing, AqlmLinear (read back)
     cli          the aqinit-hf command (python -m aqinit.hf)
 """
 from .convert import convert_llama2c
 from .model import LlamaModel, Linear, load_llama
 from .perplexity import mean_nll, perplexity, read_tokens
+from .aqlm import AqlmLinear
+from .quantize import quantize_checkpoint
 
-__all__ = ["convert_llama2c", "LlamaModel", "Linear", "load_llama", "mean_nll", "perplexity", "read_tokens"]
+__all__ = ["convert_llama2c", "LlamaModel", "Linear", "load_llama", "mean_nll", "perplexity", "read_tokens",
+           "AqlmLinear", "quantize_checkpoint"]

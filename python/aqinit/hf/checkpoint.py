@@ -33,13 +33,14 @@ def _shards(path):
 
 
 def read_tensors(path):
-    """{name: float32 array} of every weight of the checkpoint directory @path (float16 and other
-    stored dtypes are widened to float32). KeyError when the index names a tensor its shard lacks."""
+    """{name: array} of every weight of the checkpoint directory @path: floating-point tensors as
+    float32 (float16, bfloat16 widened), integer ones (AQLM's codes) in their stored dtype. KeyError when the index names a tensor its shard lacks."""
     out = {}
     for file, names in _shards(path).items():
         tensors, _ = read_safetensors(os.path.join(path, file))
         for name in tensors if names is None else names:
             if name not in tensors:
                 raise KeyError(f"{path}: {INDEX} puts {name} in {file}, which does not hold it")
-            out[name] = np.ascontiguousarray(tensors[name], dtype=np.float32)
+            t = tensors[name]  # integer tensors (AQLM's codes) keep their dtype
+            out[name] = np.ascontiguousarray(t, dtype=np.float32 if t.dtype.kind == "f" else t.dtype)
     return out

@@ -36,6 +36,15 @@ class Linear:
         return y if self.bias is None else y + self.bias
 
 
+def _linear(tensors, prefix):
+    """The linear @prefix ("model.layers.0.mlp.up_proj."): dense from {prefix}weight, or an AqlmLinear
+    (computed by the library) from {prefix}codes/codebooks/scales of an AQLM checkpoint."""
+    if prefix + "codes" in tensors:
+        from .aqlm import AqlmLinear
+        return AqlmLinear.from_tensors(tensors, prefix)
+    return Linear(tensors[prefix + "weight"], tensors.get(prefix + "bias"))
+
+
 def rms_norm(x, weight, eps):
     """modeling_llama's LlamaRMSNorm, the mean of squares accumulated in float64."""
     ms = np.mean(np.square(x, dtype=np.float64), axis=-1, keepdims=True)
@@ -76,8 +85,7 @@ class LlamaModel:
             p = f"model.layers.{n}."
             self.layers.append({"input_layernorm": tensors[p + "input_layernorm.weight"],
                                 "post_attention_layernorm": tensors[p + "post_attention_layernorm.weight"],
-                                "linears": {k: Linear(tensors[p + k + ".weight"], tensors.get(p + k + ".bias"))
-                                            for k in PROJECTIONS}})
+                                "linears": {k: _linear(tensors, p + k + ".") for k in PROJECTIONS}})
         self.norm = tensors["model.norm.weight"]
         self.lm_head = Linear(self.embed if c.tie_word_embeddings else tensors["lm_head.weight"])
         self._check_shapes()
@@ -138,19 +146,27 @@ class LlamaModel:
         act = gate / (1.0 + np.exp(-gate)) * lin["mlp.up_proj"](flat)
         return lin["mlp.down_proj"](act).reshape(h.shape)
 
+    def tables(self, n):
+        """(cos, sin, causal mask) of windows of @n tokens."""
+        cos, sin = rotary_tables(n, self.config.head_dim, self.config.rope_theta)
+        return cos, sin, np.triu(np.full((n, n), -np.inf, dtype=np.float32), 1)
+
+    def block(self, layer, x, tables):
+        """The residual stream [batch, n, hidden] after the decoder layer @layer (of self.layers)."""
+        eps = self.config.rms_norm_eps
+        x = x + self._attention(layer, rms_norm(x, layer["input_layernorm"], eps), *tables)
+        return x + self._mlp(layer, rms_norm(x, layer["post_attention_layernorm"], eps))
+
     def forward(self, tokens):
         """Float32 logits [..., n, vocab] of token ids [n] or [batch, n], each row a window that
         starts at position 0."""
         tokens = np.asarray(tokens)
         batch = tokens.reshape(-1, tokens.shape[-1])
-        c, n = self.config, batch.shape[1]
-        cos, sin = rotary_tables(n, c.head_dim, c.rope_theta)
-        mask = np.triu(np.full((n, n), -np.inf, dtype=np.float32), 1)
+        tables = self.tables(batch.shape[1])
         x = self.embed[batch]
         for layer in self.layers:
-            x = x + self._attention(layer, rms_norm(x, layer["input_layernorm"], c.rms_norm_eps), cos, sin, mask)
-            x = x + self._mlp(layer, rms_norm(x, layer["post_attention_layernorm"], c.rms_norm_eps))
-        x = rms_norm(x, self.norm, c.rms_norm_eps)
+            x = self.block(layer, x, tables)
+        x = rms_norm(x, self.norm, self.config.rms_norm_eps)
         return self.lm_head(x.reshape(-1, x.shape[-1])).reshape(tokens.shape + (-1,))
 
     __call__ = forward
