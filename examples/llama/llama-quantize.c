@@ -4,7 +4,8 @@
  *   llama-quantize MODEL CALIB TEST [--format 2x8g8] [--method greedy|oaem] [--beam 1]
  *                  [--epochs 10] [--threads 0] [--seed 1] [--calib-windows 128] [--em-damping 1]
  *                  [--hessian-damping 0]
- *                  [--ppl-windows 40] [--heldout-windows 0] [--out DIR] [--json] [--max-ppl-ratio R]
+ *                  [--ppl-windows 40] [--heldout-windows 0] [--out DIR [--resume verify|verify-hessian|accept]]
+ *                  [--json] [--max-ppl-ratio R]
  *                  [--generate N [--tokenizer tokenizer.bin] [--temperature 0.8]]
  *
  * The host side of the pipeline lives here: the model and its forward pass (examples/common),

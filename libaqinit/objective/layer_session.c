@@ -27,7 +27,7 @@ int aqi_opt_validate(aq_context *ctx, const char *fn, const aq_quant *q, const f
                         (long long)aq_hessian_num_inputs(H), (long long)q->cols);
     if (aq_hessian_num_samples(H) <= 0)
         return aqi_fail(ctx, AQ_ERR_INVALID_ARG, "%s: the Hessian has no samples", fn);
-    if (q->rows > INT_MAX || q->cols > INT_MAX || ld > INT_MAX)
+    if (q->rows > INT_MAX || q->cols > INT_MAX) /* ld: aqi_check_ld above */
         return aqi_fail(ctx, AQ_ERR_OVERFLOW, "%s: %lld x %lld (ld %lld) exceeds the BLAS index range",
                         fn, (long long)q->rows, (long long)q->cols, (long long)ld);
     if (aqi_bytes(ctx, &bytes, q->cols, (size_t)q->cols * sizeof(double), fn))

@@ -212,37 +212,48 @@ int aqi_provenance_parse(const char *text, size_t n, aqi_provenance *out, char *
 int aqi_provenance_save(aq_context *ctx, const char *path, const aqi_provenance *pv)
 {
     const char *fn = "aq_pipeline_run";
-    char text[AQI_PROVENANCE_MAX_BYTES];
-    size_t n = aqi_provenance_format(pv, text, sizeof text);
+    const size_t n = aqi_provenance_format(pv, NULL, 0); /* a few KiB: on the heap, not the host's stack */
     aqi_file_out out;
+    char *text;
     int st;
-    if (n >= sizeof text)
-        return aqi_fail(ctx, AQ_ERR_INTERNAL, "%s: the provenance record of %s is too long", fn, path);
-    if ((st = aqi_file_create(ctx, fn, &out, path)) != AQ_OK)
-        return st;
-    return aqi_file_commit(ctx, fn, &out, fwrite(text, 1, n, out.f) != n);
+    if (n == 0 || n > AQI_PROVENANCE_MAX_BYTES)
+        return aqi_fail(ctx, AQ_ERR_INTERNAL, "%s: the provenance record of %s cannot be formatted", fn, path);
+    if (!(text = aqi_alloc(ctx, n + 1)))
+        return AQ_ERR_NOMEM;
+    aqi_provenance_format(pv, text, n + 1);
+    if ((st = aqi_file_create(ctx, fn, &out, path)) == AQ_OK)
+        st = aqi_file_commit(ctx, fn, &out, fwrite(text, 1, n, out.f) != n);
+    aqi_free(ctx, text);
+    return st;
 }
 
 int aqi_provenance_load(aq_context *ctx, const char *path, aqi_provenance *out)
 {
     const char *fn = "aq_pipeline_run";
-    char text[AQI_PROVENANCE_MAX_BYTES], why[160];
+    char *text, why[160];
     uint64_t size;
     FILE *f;
     int st = aqi_file_open_regular(ctx, fn, path, &f, &size);
     if (st != AQ_OK)
         return st;
-    if (size > sizeof text) {
+    if (size > AQI_PROVENANCE_MAX_BYTES) {
         fclose(f);
         return aqi_fail(ctx, AQ_ERR_FORMAT, "%s: %s: %llu bytes, more than a provenance record can hold", fn, path,
                         (unsigned long long)size);
     }
+    if (!(text = aqi_alloc(ctx, size ? (size_t)size : 1))) { /* at most the file's size */
+        fclose(f);
+        return AQ_ERR_NOMEM;
+    }
     size_t got = fread(text, 1, (size_t)size, f);
     int failed = ferror(f) || got != size;
     fclose(f);
+    if (!failed)
+        st = aqi_provenance_parse(text, got, out, why, sizeof why);
+    aqi_free(ctx, text);
     if (failed)
         return aqi_fail(ctx, AQ_ERR_IO, "%s: reading %s failed", fn, path);
-    if ((st = aqi_provenance_parse(text, got, out, why, sizeof why)) != AQ_OK)
+    if (st != AQ_OK)
         return aqi_fail(ctx, st, "%s: %s is not a valid provenance record: %s", fn, path, why);
     return AQ_OK;
 }

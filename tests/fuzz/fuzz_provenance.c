@@ -2,7 +2,7 @@
  * (docs/formats.md, "Layer provenance"), through aqi_provenance_load (a file, as the pipeline
  * reads it) and aqi_provenance_parse (the bytes).
  *
- * Checks: no crash, leak or UB; the loader allocates nothing through the context; a failure is
+ * Checks: no crash, leak or UB; the loader holds at most 16 × size + 64 KiB (fuzz_support.h); a failure is
  * AQ_ERR_FORMAT with a message naming the file; what parses formats to a record that parses to
  * itself (format ∘ parse is a fixed point after one round). */
 #include "fuzz_support.h"

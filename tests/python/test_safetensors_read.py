@@ -16,7 +16,7 @@ def raw_file(path, header, data):
 
 def test_bf16_is_widened_exactly_to_float32(tmp_path):
     x = np.array([1.0, -2.5, 3.140625, 1e-3, 65504.0, -0.0], dtype=np.float32)
-    bf16 = (x.view(np.uint32) >> 16).astype("<u2")  # truncation: the values above are exact in bf16 except 1e-3
+    bf16 = (x.view(np.uint32) >> 16).astype("<u2")  # truncated to bf16: the first three are exact, the rest are not
     expect = (bf16.astype(np.uint32) << 16).view(np.float32)
     raw_file(tmp_path / "b.safetensors", {"w": {"dtype": "BF16", "shape": [2, 3], "data_offsets": [0, 12]}},
              bf16.tobytes())
