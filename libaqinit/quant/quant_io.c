@@ -96,7 +96,8 @@ static int parse_header(aq_context *ctx, const char *path, const unsigned char *
         || aq_format_check(NULL, fmt, (int64_t)r, (int64_t)c) != AQ_OK)
         return aqi_fail(ctx, AQ_ERR_FORMAT, "%s: '%s' has an invalid shape or format in its header", fn, path);
     if (aqi_quant_sizes(fmt, (int64_t)r, (int64_t)c, &n_codes, &n_cb, &n_scales)
-        || n_cb + n_scales < n_cb || (n_cb + n_scales) > (UINT64_MAX - n_codes - QUANT_HEADER_BYTES - 4) / 4)
+        || (uint64_t)n_codes > UINT64_MAX - QUANT_HEADER_BYTES - 4 || n_cb + n_scales < n_cb
+        || (n_cb + n_scales) > (UINT64_MAX - n_codes - QUANT_HEADER_BYTES - 4) / 4)
         return aqi_fail(ctx, AQ_ERR_FORMAT, "%s: '%s' has header sizes that overflow", fn, path);
     *rows = (int64_t)r;
     *cols = (int64_t)c;
