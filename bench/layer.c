@@ -101,7 +101,8 @@ static double time_sgemm(const float *W, int64_t rows, int64_t cols, int64_t n, 
 static void usage(void)
 {
     fprintf(stderr, "usage: bench-layer [--shape OxI] [--format F] [--method oaem|greedy] [--beam W] [--epochs E]\n"
-                    "                   [--samples N] [--threads T] [--seed S] [--json]\n");
+                    "                   [--update auto|exact|cg|adam|none] [--cg-iters N] [--samples N] [--threads T]\n"
+                    "                   [--seed S] [--json]\n");
     exit(2);
 }
 
@@ -109,7 +110,9 @@ int main(int argc, char **argv)
 {
     long long rows = 1024, cols = 1024, samples = 0, seed = 1;
     const char *format = "2x8g8";
-    int method = AQ_INIT_OA_EM, beam = 1, epochs = 2, threads = 0, json = 0;
+    int method = AQ_INIT_OA_EM, beam = 1, epochs = 2, threads = 0, json = 0, update = AQ_CODEBOOK_UPDATE_AUTO;
+    int cg_iters = 0;
+    static const char *update_names[] = {"auto", "exact", "adam", "none", "cg"};
     for (int a = 1; a < argc; a++) {
         const char *arg = argv[a], *val = a + 1 < argc ? argv[a + 1] : NULL;
         if (!strcmp(arg, "--json"))
@@ -127,6 +130,14 @@ int main(int argc, char **argv)
             beam = atoi(argv[++a]);
         else if (!strcmp(arg, "--epochs"))
             epochs = atoi(argv[++a]);
+        else if (!strcmp(arg, "--update")) {
+            for (update = 0; update < 5 && strcmp(val, update_names[update]); update++)
+                ;
+            if (update == 5)
+                usage();
+            a++;
+        } else if (!strcmp(arg, "--cg-iters"))
+            cg_iters = atoi(argv[++a]);
         else if (!strcmp(arg, "--samples"))
             samples = atoll(argv[++a]);
         else if (!strcmp(arg, "--threads"))
@@ -158,6 +169,9 @@ int main(int argc, char **argv)
     check(aq_options_set_int(o, AQ_OPT_BEAM_WIDTH, beam), ctx, "--beam");
     check(aq_options_set_int(o, AQ_OPT_MAX_EPOCHS, epochs), ctx, "--epochs");
     check(aq_options_set_double(o, AQ_OPT_REL_TOL, 0.0), ctx, "rel tol");
+    check(aq_options_set_int(o, AQ_OPT_CODEBOOK_UPDATE, update), ctx, "--update");
+    if (cg_iters > 0)
+        check(aq_options_set_int(o, AQ_OPT_CODEBOOK_CG_ITERS, cg_iters), ctx, "--cg-iters");
 
     double t_gen = now_seconds();
     check(aq_hessian_create(&H, ctx, cols), ctx, "hessian");

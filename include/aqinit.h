@@ -180,10 +180,11 @@ typedef struct aq_options aq_options;
 #define AQ_OPT_BEAM_WIDTH               200 /**< int: states kept per row in the beam search, default 1 (coordinate descent), 1..64 */
 #define AQ_OPT_BEAM_RANDOM_ORDER        201 /**< int: 1 sweeps input groups and codebooks in a seeded random order, default 0 */
 #define AQ_OPT_CODEBOOK_UPDATE          210 /**< int: AQ_CODEBOOK_UPDATE_AUTO (default), _EXACT, _ADAM, _NONE */
-#define AQ_OPT_CODEBOOK_EXACT_MAX_DIM   211 /**< int: AUTO uses the exact solve when M·K·g <= this, default 4096 */
+#define AQ_OPT_CODEBOOK_EXACT_MAX_DIM   211 /**< int: AUTO uses the exact solve when M·K·g <= this, conjugate gradients above, default 256 (4096 before 0.2) */
 #define AQ_OPT_CODEBOOK_ADAM_STEPS      212 /**< int: Adam steps per codebook update, default 100 (AQLM steps_per_epoch) */
 #define AQ_OPT_CODEBOOK_ADAM_LR         213 /**< double: Adam learning rate, default 1e-4 (AQLM) */
 #define AQ_OPT_UPDATE_SCALES            214 /**< int: 1 (default) re-fits the scales in closed form after each codebook update */
+#define AQ_OPT_CODEBOOK_CG_ITERS        215 /**< int: conjugate-gradient iterations of AQ_CODEBOOK_UPDATE_CG, default 4, 1..10000 (since 0.2) */
 #define AQ_OPT_MAX_EPOCHS               220 /**< int: epochs of {codebook/scale update, beam pass} in aq_optimize, default 10 */
 #define AQ_OPT_REL_TOL                  221 /**< double: aq_optimize stops when an epoch improves L by less than this fraction, default 0.01 */
 #define AQ_OPT_HESSIAN_DAMPING          222 /**< double: λ ≥ 0: aq_beam_search, aq_update_codebooks and aq_optimize minimise L with H + λ·mean(diag H)·I (a ridge toward the plain weight error, against fitting the calibration text too closely), default 0 */
@@ -215,10 +216,11 @@ typedef struct aq_options aq_options;
 #define AQ_MSTEP_EXACT 0 /**< closed form: one g×g SPD solve per centroid */
 #define AQ_MSTEP_ADAM  1 /**< Adam + cosine schedule, as the reference implementation */
 
-#define AQ_CODEBOOK_UPDATE_AUTO  0 /**< exact when small enough (AQ_OPT_CODEBOOK_EXACT_MAX_DIM), else Adam */
+#define AQ_CODEBOOK_UPDATE_AUTO  0 /**< exact when small enough (AQ_OPT_CODEBOOK_EXACT_MAX_DIM), else conjugate gradients (Adam before 0.2) */
 #define AQ_CODEBOOK_UPDATE_EXACT 1 /**< normal equations of size M·K·g, Cholesky (never increases L) */
 #define AQ_CODEBOOK_UPDATE_ADAM  2 /**< Adam with AQLM's settings (β = (0, 0.95)) on the analytic gradient */
 #define AQ_CODEBOOK_UPDATE_NONE  3 /**< keep the codebooks (scales may still be re-fitted) */
+#define AQ_CODEBOOK_UPDATE_CG    4 /**< the same least squares by preconditioned conjugate gradients without forming the normal equations: AQ_OPT_CODEBOOK_CG_ITERS products with H, warm-started from the current codebooks, never increases L (since 0.2) */
 
 /** Create an options handle holding every default. */
 AQ_API int aq_options_create(aq_options **out, aq_context *ctx);

@@ -780,6 +780,77 @@ START_TEST(exact_codebooks_singular_and_indefinite_H)
 }
 END_TEST
 
+/* Conjugate gradients (codebook_cg.c) against the naive long-double least squares: with enough
+ * iterations the loss reaches the exact minimum (the products are float sgemm, hence 1e-5); every
+ * iteration count lowers L and more iterations never end higher; an unused codeword is kept. */
+START_TEST(cg_codebooks_converge_to_naive_least_squares)
+{
+    const char *fmts[] = {"1x2g2", "1x3g2o2", "2x2g2", "2x3g3o1", "2x2g2o2"};
+    const int64_t rows[] = {6, 8, 6, 6, 8}, cols[] = {8, 8, 6, 9, 6};
+    for (int f = 0; f < 5; f++) {
+        problem pb = make_problem(fmts[f], rows[f], cols[f], 500 + f, 2);
+        aqi_layer L = layer_of(&pb);
+        if (f == 1)
+            for (int64_t p = 0; p < pb.q->n_out_groups; p++)
+                for (int64_t j = 0; j < pb.q->n_in_groups; j++)
+                    if (aqi_code_get(pb.q, p, j, 0) == 7)
+                        aqi_code_set(pb.q, p, j, 0, 3);
+        aq_quant *ref = NULL;
+        ck_assert_int_eq(aq_quant_clone(&ref, pb.q), AQ_OK);
+        naive_exact_codebooks(&pb, ref);
+        const long double before = naive_loss(&pb, pb.q), optimum = naive_loss(&pb, ref);
+        long double prev = before;
+        const int64_t iters[] = {1, 2, 3, 200};
+        for (int k = 0; k < 4; k++) {
+            aq_quant *c = NULL;
+            ck_assert_int_eq(aq_quant_clone(&c, pb.q), AQ_OK);
+            ck_assert_int_eq(aqi_opt_codebooks_cg(&L, c, iters[k]), AQ_OK);
+            long double after = naive_loss(&pb, c);
+            ck_assert_msg(after <= before * (1 + 1e-12L), "%s: cg %lld increased L: %Lg -> %Lg", fmts[f],
+                          (long long)iters[k], before, after);
+            ck_assert_msg(after <= prev * (1 + 1e-6L), "%s: cg %lld ended above fewer iterations: %Lg > %Lg",
+                          fmts[f], (long long)iters[k], after, prev);
+            ck_assert_msg(after >= optimum * (1 - 1e-5L), "%s: below the least-squares optimum", fmts[f]);
+            if (k == 0)
+                ck_assert_msg(after < before, "%s: one iteration made no progress", fmts[f]);
+            if (k == 3)
+                ck_assert_msg(after - optimum <= 1e-5L * optimum, "%s: cg %Lg vs least squares %Lg", fmts[f],
+                              after, optimum);
+            if (f == 1)
+                for (int32_t d = 0; d < c->go * c->g; d++)
+                    ck_assert_float_eq(aqi_codeword(c, 0, 7)[d], aqi_codeword(pb.q, 0, 7)[d]);
+            ck_assert(!memcmp(c->codes, pb.q->codes, pb.q->codes_bytes));
+            prev = after;
+            aq_quant_free(c);
+        }
+        aq_quant_free(ref);
+        free_problem(&pb);
+    }
+}
+END_TEST
+
+/* CG on an indefinite H (eigenvalues 3 and −1 on input pairs) must not raise L: it stops on a
+ * direction of negative curvature. */
+START_TEST(cg_codebooks_indefinite_H_never_increase)
+{
+    problem pb = make_problem("2x3g2", 6, 8, 560, 1);
+    memset(pb.Hf, 0, sizeof(float) * 64);
+    memset(pb.Hd, 0, sizeof(double) * 64);
+    for (int a = 0; a < 8; a += 2) {
+        pb.Hd[a * 8 + a] = pb.Hd[(a + 1) * 8 + a + 1] = 1.0;
+        pb.Hd[a * 8 + a + 1] = pb.Hd[(a + 1) * 8 + a] = 2.0;
+    }
+    for (int i = 0; i < 64; i++)
+        pb.Hf[i] = (float)pb.Hd[i];
+    aqi_layer L = layer_of(&pb);
+    long double before = naive_loss(&pb, pb.q);
+    ck_assert_int_eq(aqi_opt_codebooks_cg(&L, pb.q, 20), AQ_OK);
+    long double after = naive_loss(&pb, pb.q);
+    ck_assert_msg(after <= before + 1e-9L * fabsl(before), "%Lg -> %Lg", before, after);
+    free_problem(&pb);
+}
+END_TEST
+
 START_TEST(scales_closed_form_and_monotone)
 {
     const char *fmts[] = {"2x3g4", "1x4g2o2"};
@@ -817,8 +888,8 @@ END_TEST
 START_TEST(update_codebooks_modes_monotone)
 {
     const int modes[] = {AQ_CODEBOOK_UPDATE_EXACT, AQ_CODEBOOK_UPDATE_ADAM, AQ_CODEBOOK_UPDATE_NONE,
-                         AQ_CODEBOOK_UPDATE_AUTO};
-    for (int i = 0; i < 4; i++)
+                         AQ_CODEBOOK_UPDATE_AUTO, AQ_CODEBOOK_UPDATE_CG};
+    for (int i = 0; i < 5; i++)
         for (int scales = 0; scales < 2; scales++) {
             problem pb = make_problem(i % 2 ? "2x3g4o2" : "2x4g4", 8, 16, 700 + i, 2);
             aq_options *o = options_with(pb.ctx, AQ_OPT_CODEBOOK_UPDATE, modes[i], AQ_OPT_UPDATE_SCALES, scales);
@@ -1190,6 +1261,8 @@ START_TEST(allocation_failures)
     allocation_failure_loop(aq_beam_search, "1x3g4o2", 4, AQ_CODEBOOK_UPDATE_EXACT);
     allocation_failure_loop(aq_update_codebooks, "2x3g4", 1, AQ_CODEBOOK_UPDATE_EXACT);
     allocation_failure_loop(aq_update_codebooks, "2x3g4o2", 1, AQ_CODEBOOK_UPDATE_ADAM);
+    allocation_failure_loop(aq_update_codebooks, "2x3g4o2", 1, AQ_CODEBOOK_UPDATE_CG);
+    allocation_failure_loop(aq_optimize, "2x3g4", 2, AQ_CODEBOOK_UPDATE_CG);
     allocation_failure_loop(aq_optimize, "2x3g4", 2, AQ_CODEBOOK_UPDATE_AUTO);
     allocation_failure_loop(aq_quantize_layer, "2x3g4", 1, AQ_CODEBOOK_UPDATE_AUTO);
 }
@@ -1236,6 +1309,8 @@ static Suite *beam_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, exact_codebooks_match_naive_least_squares);
     tcase_add_test(tc, exact_codebooks_singular_and_indefinite_H);
+    tcase_add_test(tc, cg_codebooks_converge_to_naive_least_squares);
+    tcase_add_test(tc, cg_codebooks_indefinite_H_never_increase);
     tcase_add_test(tc, scales_closed_form_and_monotone);
     tcase_add_test(tc, update_codebooks_modes_monotone);
     suite_add_tcase(s, tc);

@@ -12,6 +12,9 @@ int aqi_opt_update_codebooks(const aqi_layer *layer, aq_quant *q, const aqi_opti
 
 /* The pieces of aqi_opt_update_codebooks, for tests and benchmarks. */
 int aqi_opt_codebooks_exact(const aqi_layer *layer, aq_quant *q);
+/* Preconditioned conjugate gradients on the same least squares, warm-started from the current
+ * codebooks, @p iterations products with H (codebook_cg.c). */
+int aqi_opt_codebooks_cg(const aqi_layer *layer, aq_quant *q, int64_t iterations);
 int aqi_opt_codebooks_adam(const aqi_layer *layer, aq_quant *q, int64_t steps, double lr);
 int aqi_opt_scales(const aqi_layer *layer, aq_quant *q);
 

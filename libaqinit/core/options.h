@@ -25,6 +25,7 @@ typedef struct aqi_options_values {
     int64_t codebook_adam_steps;
     double codebook_adam_lr;
     int64_t update_scales;
+    int64_t codebook_cg_iters;
     int64_t max_epochs;
     double rel_tol;
     double hessian_damping;
