@@ -362,6 +362,15 @@ static void prepare_oaem_adam(fixture *f)
     set_int(f, AQ_OPT_EM_SEEDING, AQ_EM_SEED_KMEANSPP);
 }
 
+static void prepare_oaem_product(fixture *f)
+{
+    prepare_short_runs(f);
+    set_int(f, AQ_OPT_INIT_METHOD, AQ_INIT_OA_EM);
+    set_int(f, AQ_OPT_EM_SEEDING, AQ_EM_SEED_PRODUCT);
+}
+
+static void prepare_cg(fixture *f) { set_int(f, AQ_OPT_CODEBOOK_UPDATE, AQ_CODEBOOK_UPDATE_CG); }
+
 static void prepare_beam4(fixture *f)
 {
     set_int(f, AQ_OPT_BEAM_WIDTH, 4);
@@ -496,10 +505,12 @@ static const sweep_case cases[] = {
     {"aq_init (greedy, k-means++ seeds, 2x3g4o2)", "2x3g4o2", prepare_greedy_kmeanspp, call_init, 0},
     {"aq_init (OA-EM, exact M-step, joint pass)", NULL, prepare_oaem, call_init, 0},
     {"aq_init (OA-EM, Adam M-step, k-means++ seeds)", NULL, prepare_oaem_adam, call_init, 0},
+    {"aq_init (OA-EM, product seeds)", NULL, prepare_oaem_product, call_init, 0},
     {"aq_beam_search (width 1)", NULL, NULL, call_beam, 0},
     {"aq_beam_search (width 4)", NULL, prepare_beam4, call_beam, 0},
     {"aq_update_codebooks (exact)", NULL, prepare_exact, call_update, 0},
     {"aq_update_codebooks (Adam)", NULL, prepare_adam, call_update, 0},
+    {"aq_update_codebooks (conjugate gradients)", NULL, prepare_cg, call_update, 0},
     {"aq_optimize", NULL, prepare_short_runs, call_optimize, 0},
     {"aq_optimize (2x3g4o2)", "2x3g4o2", prepare_short_runs, call_optimize, 0},
     {"aq_quantize_layer", NULL, prepare_short_runs, call_quantize_layer, 0},

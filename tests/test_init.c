@@ -654,6 +654,92 @@ START_TEST(odd_shapes)
 }
 END_TEST
 
+/* AQ_EM_SEED_PRODUCT: without full-K rounds the codebook is exactly the sums of two small ones
+ * (C[a·K_b + b] = C[a·K_b] + C[b] − C[0]); with them, every round lowers the stage objective;
+ * the result does not depend on the thread count; B = 1 falls back to the k-means seeding. */
+static run product_run(int threads, const char *format, int64_t rounds, int64_t seeding, const float *W,
+                             const double *Hm, int64_t O, int64_t In, recorder *rec)
+{
+    aq_context *ctx = tu_context(threads, 31);
+    aq_hessian *h = make_hessian(ctx, Hm, In);
+    aq_options *o = make_options(ctx, AQ_INIT_OA_EM);
+    aq_quant *q = make_quant(ctx, format, O, In);
+    ck_assert_int_eq(aq_options_set_int(o, AQ_OPT_EM_SEEDING, seeding), AQ_OK);
+    ck_assert_int_eq(aq_options_set_int(o, AQ_OPT_EM_MAX_ROUNDS, rounds), AQ_OK);
+    if (rec) {
+        rec->n = 0;
+        aq_context_set_progress_callback(ctx, record_progress, rec);
+    }
+    init_and_error(ctx, q, W, h, o);
+    aq_context_set_progress_callback(ctx, NULL, NULL);
+    aq_options_free(o);
+    aq_hessian_free(h);
+    return (run){ctx, q};
+}
+
+START_TEST(product_seeding)
+{
+    const int64_t O = 64, In = 64;
+    double *Hm = anisotropic_hessian(In, 12);
+    float *W = tu_random_matrix(O, In, 19);
+    recorder *rec = calloc(1, sizeof *rec);
+    const char *formats[] = {"1x8g4", "2x5g4"};
+    for (int f = 0; f < 2; f++) {
+        aq_format fq;
+        aq_format_init(&fq);
+        ck_assert_int_eq(aq_format_parse(&fq, formats[f]), AQ_OK);
+        const int64_t K = (int64_t)1 << fq.bits_per_codebook, Kb = (int64_t)1 << (fq.bits_per_codebook / 2);
+        const int64_t Ka = K / Kb, D = fq.in_group_size;
+        run r0 = product_run(2, formats[f], 0, AQ_EM_SEED_PRODUCT, W, Hm, O, In, NULL);
+        const float *cb = aq_quant_codebooks(r0.q, NULL);
+        double scale = 0.0;
+        for (int64_t i = 0; i < fq.num_codebooks * K * D; i++)
+            scale = fmax(scale, fabs(cb[i]));
+        for (int32_t m = 0; m < fq.num_codebooks; m++) {
+            const float *C = cb + m * K * D;
+            for (int64_t a = 0; a < Ka; a++)
+                for (int64_t b = 0; b < Kb; b++)
+                    for (int64_t d = 0; d < D; d++) {
+                        double sum = (double)C[a * Kb * D + d] + C[b * D + d] - C[d];
+                        ck_assert_msg(fabs(C[(a * Kb + b) * D + d] - sum) <= 1e-5 * scale,
+                                      "%s m %d: codeword (%lld, %lld) is not a sum", formats[f], m, (long long)a,
+                                      (long long)b);
+                    }
+        }
+        run r1 = product_run(1, formats[f], 10, AQ_EM_SEED_PRODUCT, W, Hm, O, In, rec);
+        int full_runs = 0;
+        for (int i = 1; i < rec->n; i++) {
+            const record *a = &rec->rows[i - 1], *b = &rec->rows[i];
+            if (!strcmp(a->operation, b->operation) && a->stage == b->stage && b->round == a->round + 1)
+                ck_assert_msg(b->objective <= a->objective * (1.0 + 1e-12), "%s: round %d raised the objective",
+                              formats[f], b->round);
+            /* the full-K run starts right after the second small fit, from exactly its error */
+            if (!strcmp(a->operation, "init.oaem") && !strcmp(b->operation, "init.oaem") && b->round == 0
+                && a->stage == b->stage) {
+                ck_assert_msg(tu_rel_diff(a->objective, b->objective) < 1e-5, "%s: full run starts at %.9g, the "
+                              "two small codebooks ended at %.9g", formats[f], b->objective, a->objective);
+                full_runs++;
+            }
+        }
+        ck_assert_int_eq(full_runs, fq.num_codebooks);
+        run r3 = product_run(3, formats[f], 10, AQ_EM_SEED_PRODUCT, W, Hm, O, In, NULL);
+        ck_assert(same_bits(r1.q, r3.q));
+        ck_assert(!same_bits(r0.q, r1.q));
+        run_free(r0);
+        run_free(r1);
+        run_free(r3);
+    }
+    run p = product_run(2, "1x1g4", 10, AQ_EM_SEED_PRODUCT, W, Hm, O, In, NULL);
+    run k = product_run(2, "1x1g4", 10, AQ_EM_SEED_KMEANS, W, Hm, O, In, NULL);
+    ck_assert(same_bits(p.q, k.q));
+    run_free(p);
+    run_free(k);
+    free(rec);
+    free(Hm);
+    free(W);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ bad input */
 
 static void snapshot(aq_quant *q, void **codes, float **cb, float **sc)
@@ -907,6 +993,7 @@ static Suite *init_suite(void)
     tcase_add_test(tc, oaem_beats_greedy_on_anisotropic_hessian);
     tcase_add_test(tc, deterministic_across_runs_and_threads);
     tcase_add_test(tc, odd_shapes);
+    tcase_add_test(tc, product_seeding);
     tcase_add_test(tc, bad_input_leaves_quant_unchanged);
     tcase_add_test(tc, cancel_and_allocation_failure_leave_quant_unchanged);
     tcase_add_test(tc, huge_finite_weights_are_refused_or_stay_finite);

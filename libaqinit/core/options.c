@@ -24,7 +24,7 @@ static const option_desc option_table[] = {
     {AQ_OPT_KMEANS_SEEDING, "AQ_OPT_KMEANS_SEEDING", OPT_INT, 0, 1, AQ_SEEDING_RANDOM_ROWS, F(kmeans_seeding)},
     {AQ_OPT_KMEANS_MAX_ITER, "AQ_OPT_KMEANS_MAX_ITER", OPT_INT, 0, 1e6, 100, F(kmeans_max_iter)},
     {AQ_OPT_KMEANS_TOL, "AQ_OPT_KMEANS_TOL", OPT_DOUBLE, 0, 1, 1e-6, F(kmeans_tol)},
-    {AQ_OPT_EM_SEEDING, "AQ_OPT_EM_SEEDING", OPT_INT, 0, 2, AQ_EM_SEED_KMEANS, F(em_seeding)},
+    {AQ_OPT_EM_SEEDING, "AQ_OPT_EM_SEEDING", OPT_INT, 0, 3, AQ_EM_SEED_KMEANS, F(em_seeding)},
     {AQ_OPT_EM_MAX_ROUNDS, "AQ_OPT_EM_MAX_ROUNDS", OPT_INT, 0, 1e6, 10, F(em_max_rounds)},
     {AQ_OPT_EM_TOL, "AQ_OPT_EM_TOL", OPT_DOUBLE, 0, 1, 1e-4, F(em_tol)},
     {AQ_OPT_EM_DAMPING, "AQ_OPT_EM_DAMPING", OPT_DOUBLE, 0, 1e6, 0.01, F(em_damping)},

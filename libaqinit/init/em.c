@@ -106,6 +106,14 @@ int aqi_em_work_init(aqi_em_work *w, aq_context *ctx, const aqi_em_metric *metri
     return AQ_OK;
 }
 
+void aqi_em_work_resize(aqi_em_work *w, int64_t K)
+{
+    w->K = K;
+    w->Kp = aqi_assign_padded_k(K);
+    w->mstep_max_clusters = (K + w->n_workers - 1) / w->n_workers;
+    w->bounds_valid = w->prev_valid = 0;
+}
+
 void aqi_em_work_free(aqi_em_work *w)
 {
     aq_context *ctx = w->ctx;

@@ -52,6 +52,9 @@ typedef struct aqi_em_work {
 } aqi_em_work;
 
 int aqi_em_work_init(aqi_em_work *w, aq_context *ctx, const aqi_em_metric *metric, int64_t K);
+/* Use the buffers of @p w for a codebook of K clusters, at most the K they were allocated for
+ * (the product seeding fits two small codebooks with the buffers of the large one). */
+void aqi_em_work_resize(aqi_em_work *w, int64_t K);
 void aqi_em_work_free(aqi_em_work *w);
 
 /* Q ← H̃_j r_i for every point, stored group by group (Mahalanobis only; call whenever R changes). */

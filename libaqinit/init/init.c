@@ -156,24 +156,24 @@ static aqi_em_params oaem_params(const init_state *s, int m, const char *operati
     return p;
 }
 
-/* Seed codebook m: random points or k-means++ (Euclidean). */
-static int seed_stage(init_state *s, int m, int kmeanspp, float *C)
+/* Seed a codebook: random points or k-means++ (Euclidean), from the random stream @p stream. */
+static int seed_stage(init_state *s, uint64_t stream, int kmeanspp, float *C)
 {
-    const uint64_t stream = (uint64_t)m;
     return kmeanspp ? aqi_seed_kmeanspp(&s->work_euclid, s->R, C, s->seed, stream)
                     : aqi_seed_random_points(&s->work_euclid, s->R, C, s->seed, stream);
 }
 
-static int run_stage(init_state *s, int m)
+/* Fit the codebook C of stage m (K of the work buffers) to the residual: seeding, k-means,
+ * OA-EM rounds as the options say; the codes end in s->codes. */
+static int fit_codebook(init_state *s, int m, uint64_t stream, float *C)
 {
-    float *C = aqi_codeword(s->out, m, 0);
     const aqi_options_values *o = s->opt;
     const int oaem = o->init_method == AQ_INIT_OA_EM;
     double objective;
     int st;
-    if (!oaem || o->em_seeding == AQ_EM_SEED_KMEANS) {
+    if (!oaem || o->em_seeding == AQ_EM_SEED_KMEANS || o->em_seeding == AQ_EM_SEED_PRODUCT) {
         aqi_em_params kp = kmeans_params(s, m);
-        if ((st = seed_stage(s, m, o->kmeans_seeding == AQ_SEEDING_KMEANSPP, C)) != AQ_OK
+        if ((st = seed_stage(s, stream, o->kmeans_seeding == AQ_SEEDING_KMEANSPP, C)) != AQ_OK
             || (st = aqi_em_run(&s->work_euclid, &kp, s->R, C, s->codes, 1, &objective)) != AQ_OK)
             return st;
         if (oaem) {
@@ -184,11 +184,76 @@ static int run_stage(init_state *s, int m)
         }
     } else {
         aqi_em_params ep = oaem_params(s, m, "init.oaem");
-        if ((st = seed_stage(s, m, o->em_seeding == AQ_EM_SEED_KMEANSPP, C)) != AQ_OK
+        if ((st = seed_stage(s, stream, o->em_seeding == AQ_EM_SEED_KMEANSPP, C)) != AQ_OK
             || (st = aqi_em_prepare(&s->work_mahalanobis, s->R)) != AQ_OK
             || (st = aqi_em_run(&s->work_mahalanobis, &ep, s->R, C, s->codes, 1, &objective)) != AQ_OK)
             return st;
     }
+    return AQ_OK;
+}
+
+/* R ← R + sign · C[codes] for a codebook C of D-float codewords. */
+static void add_codewords(init_state *s, const float *C, const int32_t *codes, float sign)
+{
+    const int64_t D = (int64_t)s->out->go * s->out->g, N = s->out->n_out_groups * s->out->n_in_groups;
+    for (int64_t i = 0; i < N; i++)
+        for (int64_t a = 0; a < D; a++)
+            s->R[i * D + a] += sign * C[(int64_t)codes[i] * D + a];
+}
+
+/* AQ_EM_SEED_PRODUCT: stage m (B bits) starts from two stages of B_a = ⌈B/2⌉ and B_b = ⌊B/2⌋
+ * bits fitted one after the other to its residual; codeword k_a·K_b + k_b = C_a[k_a] + C_b[k_b]
+ * reproduces their sum exactly, so the full-K rounds that follow start from the two-stage
+ * error and only lower it. Both small fits use the buffers of the large one. */
+static int seed_product(init_state *s, int m, float *C)
+{
+    const aq_quant *q = s->out;
+    const int B = q->fmt.bits_per_codebook;
+    const int64_t Ka = (int64_t)1 << ((B + 1) / 2), Kb = (int64_t)1 << (B / 2);
+    const int64_t D = (int64_t)q->go * q->g, N = q->n_out_groups * q->n_in_groups;
+    float *Ca = aqi_alloc(s->ctx, sizeof(float) * (size_t)((Ka + Kb) * D));
+    int32_t *codes_a = Ca ? aqi_alloc(s->ctx, sizeof(int32_t) * (size_t)N) : NULL;
+    int st = codes_a ? AQ_OK : AQ_ERR_NOMEM;
+    float *Cb = Ca + Ka * D;
+    const uint64_t stream = (uint64_t)m << 32;
+    for (int half = 0; half < 2 && st == AQ_OK; half++) {
+        aqi_em_work_resize(&s->work_euclid, half ? Kb : Ka);
+        aqi_em_work_resize(&s->work_mahalanobis, half ? Kb : Ka);
+        st = fit_codebook(s, m, stream | (uint64_t)(half + 1), half ? Cb : Ca);
+        if (st == AQ_OK && !half) {
+            memcpy(codes_a, s->codes, sizeof(int32_t) * (size_t)N);
+            add_codewords(s, Ca, codes_a, -1.0f);
+        }
+    }
+    aqi_em_work_resize(&s->work_euclid, q->K);
+    aqi_em_work_resize(&s->work_mahalanobis, q->K);
+    if (codes_a && st == AQ_OK) {
+        add_codewords(s, Ca, codes_a, 1.0f);
+        for (int64_t ka = 0; ka < Ka; ka++)
+            for (int64_t kb = 0; kb < Kb; kb++)
+                for (int64_t a = 0; a < D; a++)
+                    C[(ka * Kb + kb) * D + a] = Ca[ka * D + a] + Cb[kb * D + a];
+        for (int64_t i = 0; i < N; i++)
+            s->codes[i] = (int32_t)(codes_a[i] * Kb + s->codes[i]);
+    }
+    aqi_free(s->ctx, Ca);
+    aqi_free(s->ctx, codes_a);
+    return st;
+}
+
+static int run_stage(init_state *s, int m)
+{
+    float *C = aqi_codeword(s->out, m, 0);
+    int st;
+    if (s->opt->init_method == AQ_INIT_OA_EM && s->opt->em_seeding == AQ_EM_SEED_PRODUCT
+        && s->out->fmt.bits_per_codebook >= 2) {
+        aqi_em_params ep = oaem_params(s, m, "init.oaem");
+        double objective;
+        if ((st = seed_product(s, m, C)) != AQ_OK || (st = aqi_em_prepare(&s->work_mahalanobis, s->R)) != AQ_OK
+            || (st = aqi_em_run(&s->work_mahalanobis, &ep, s->R, C, s->codes, 0, &objective)) != AQ_OK)
+            return st;
+    } else if ((st = fit_codebook(s, m, (uint64_t)m, C)) != AQ_OK)
+        return st;
     store_codes(s, m);
     apply_codebook(s, m, -1.0f);
     return AQ_OK;
