@@ -116,7 +116,6 @@ static void bench_round(aq_context *ctx, int64_t rows, int64_t cols, int64_t K, 
     double tm[MAX_REPS], te[MAX_REPS], to[MAX_REPS], objective;
     int64_t changed;
     check(aqi_em_work_init(&w, ctx, &metric, K), ctx, "work");
-    check(aqi_em_prepare(&w, R), ctx, "prepare");
     check(aqi_em_estep(&w, R, C, codes, 0, &changed), ctx, "estep");
     for (int r = 0; r < reps; r++) {
         double t0 = now_seconds();

@@ -3,9 +3,10 @@
  *
  *   bench-layer [--shape OxI | --model-shape llama2-7b|llama3-8b|llama2-70b|tiny] [--format F]
  *               [--method oaem|greedy] [--beam W] [--epochs E] [--tol T]
- *               [--update auto|exact|cg|adam|none] [--cg-iters N] [--samples N] [--threads T]
- *               [--seed S] [--json]
- *   defaults: 1024x1024, 2x8g8, oaem, update auto, N = 2·I samples, T = 0 (all cores), seed 1;
+ *               [--update auto|exact|cg|adam|none] [--cg-iters N] [--seeding kmeans|product]
+ *               [--samples N] [--threads T] [--seed S] [--json]
+ *   defaults: 1024x1024, 2x8g8, oaem, update auto, seeding kmeans, N = 2·I samples,
+ *   T = 0 (all cores), seed 1;
  *   beam 1, epochs 2, tol 0 with --shape; beam 8, epochs 10, tol 0.01 with --model-shape.
  *   Set OPENBLAS_NUM_THREADS to T for comparable sgemm / SYRK figures.
  *
@@ -121,7 +122,7 @@ typedef struct bench_config {
     long long rows, cols, samples, seed; /* samples 0: 2·I of each shape */
     const char *format;
     const model_preset *model;           /* NULL: single shape */
-    int method, beam, epochs, threads, json, update, cg_iters;
+    int method, beam, epochs, threads, json, update, cg_iters, seeding;
     double tol;
 } bench_config;
 
@@ -380,6 +381,7 @@ static void layer_open(layer_run *lr, const bench_config *cfg, int64_t rows, int
     check(aq_options_set_int(o, AQ_OPT_CODEBOOK_UPDATE, cfg->update), ctx, "--update");
     if (cfg->cg_iters > 0)
         check(aq_options_set_int(o, AQ_OPT_CODEBOOK_CG_ITERS, cfg->cg_iters), ctx, "--cg-iters");
+    check(aq_options_set_int(o, AQ_OPT_EM_SEEDING, cfg->seeding), ctx, "--seeding");
     lr->counts.oaem_assigns_first = cfg->method == AQ_INIT_OA_EM
                                     && option_int(o, AQ_OPT_EM_SEEDING) != AQ_EM_SEED_KMEANS;
 
@@ -621,6 +623,11 @@ static extrapolation extrapolate(const model_preset *m, const shape_result *r)
 /* ------------------------------------------------------------------------------------------ */
 /* Output */
 
+static const char *seeding_name(const bench_config *cfg)
+{
+    return cfg->seeding == AQ_EM_SEED_PRODUCT ? "product" : "kmeans";
+}
+
 static const char *method_name(const bench_config *cfg)
 {
     return cfg->method == AQ_INIT_OA_EM ? "oaem" : "greedy";
@@ -671,9 +678,10 @@ static void json_flop_models(const shape_result *r)
 static void print_single_text(const bench_config *cfg, const shape_result *r, double peak_mib)
 {
     double total = shape_seconds(r);
-    printf("bench-layer: libaqinit %s, %lldx%lld %s, %s, beam %d, epochs %d, %lld samples, %d threads, seed %lld\n",
-           aq_version_string(), (long long)r->rows, (long long)r->cols, cfg->format, method_name(cfg), cfg->beam,
-           cfg->epochs, (long long)r->samples, r->threads, cfg->seed);
+    printf("bench-layer: libaqinit %s, %lldx%lld %s, %s, seeding %s, beam %d, epochs %d, %lld samples, %d threads, "
+           "seed %lld\n",
+           aq_version_string(), (long long)r->rows, (long long)r->cols, cfg->format, method_name(cfg),
+           seeding_name(cfg), cfg->beam, cfg->epochs, (long long)r->samples, r->threads, cfg->seed);
     printf("  (synthetic layer generated in %.2f s, not counted)\n", r->gen_seconds);
     printf("  %-18s %10s %7s %14s %9s %6s\n", "stage", "seconds", "share", "rel. out. err", "GFLOP/s", "ratio");
     for (int i = 0; i < N_SINGLE_STAGES; i++) {
@@ -718,11 +726,11 @@ static void print_single_json(const bench_config *cfg, const shape_result *r, do
 {
     double total = shape_seconds(r);
     printf("{\"version\": \"%s\", \"shape\": [%lld, %lld], \"format\": \"%s\", \"method\": \"%s\", \"beam\": %d, "
-           "\"epochs\": %d, \"tol\": %g, \"update\": \"%s\", \"samples\": %lld, \"threads\": %d, \"seed\": %lld, "
+           "\"epochs\": %d, \"tol\": %g, \"update\": \"%s\", \"seeding\": \"%s\", \"samples\": %lld, \"threads\": %d, \"seed\": %lld, "
            "\"generation_seconds\": %.6f, \"stages\": [",
            aq_version_string(), (long long)r->rows, (long long)r->cols, cfg->format, method_name(cfg), cfg->beam,
-           cfg->epochs, cfg->tol, update_names[cfg->update], (long long)r->samples, r->threads, cfg->seed,
-           r->gen_seconds);
+           cfg->epochs, cfg->tol, update_names[cfg->update], seeding_name(cfg), (long long)r->samples, r->threads,
+           cfg->seed, r->gen_seconds);
     for (int i = 0; i < N_SINGLE_STAGES; i++)
         json_stage(r, single_stages[i], i == 0, r->stage[single_stages[i]].seconds / total);
     printf("], \"total_seconds\": %.6f, \"init_esteps\": %lld, \"init_esteps_kmeans\": %lld, \"optimize_epochs\": %d, "
@@ -738,9 +746,9 @@ static void print_model_header(const bench_config *cfg)
 {
     const model_preset *m = cfg->model;
     printf("bench-layer: libaqinit %s, model shape %s (%d blocks, %d distinct shapes), %s, %s, beam %d, "
-           "epochs <= %d, tol %g, update %s, ",
+           "epochs <= %d, tol %g, update %s, seeding %s, ",
            aq_version_string(), m->name, m->blocks, m->n_shapes, cfg->format, method_name(cfg), cfg->beam,
-           cfg->epochs, cfg->tol, update_names[cfg->update]);
+           cfg->epochs, cfg->tol, update_names[cfg->update], seeding_name(cfg));
     if (cfg->samples > 0)
         printf("%lld samples, ", cfg->samples);
     else
@@ -818,9 +826,10 @@ static void print_model_json(const bench_config *cfg, const shape_result *r)
     const model_preset *m = cfg->model;
     extrapolation x = extrapolate(m, r);
     printf("{\"version\": \"%s\", \"model\": \"%s\", \"blocks\": %d, \"format\": \"%s\", \"method\": \"%s\", "
-           "\"beam\": %d, \"max_epochs\": %d, \"tol\": %g, \"update\": \"%s\", \"seed\": %lld, \"shapes\": [",
+           "\"beam\": %d, \"max_epochs\": %d, \"tol\": %g, \"update\": \"%s\", \"seeding\": \"%s\", \"seed\": %lld, "
+           "\"shapes\": [",
            aq_version_string(), m->name, m->blocks, cfg->format, method_name(cfg), cfg->beam, cfg->epochs, cfg->tol,
-           update_names[cfg->update], cfg->seed);
+           update_names[cfg->update], seeding_name(cfg), cfg->seed);
     for (int i = 0; i < m->n_shapes; i++) {
         printf("%s", i ? ", " : "");
         json_model_shape(&m->shapes[i], &r[i]);
@@ -885,7 +894,8 @@ static void usage(void)
 {
     fprintf(stderr, "usage: bench-layer [--shape OxI | --model-shape NAME] [--format F] [--method oaem|greedy]\n"
                     "                   [--beam W] [--epochs E] [--tol T] [--update auto|exact|cg|adam|none]\n"
-                    "                   [--cg-iters N] [--samples N] [--threads T] [--seed S] [--json]\n"
+                    "                   [--cg-iters N] [--seeding kmeans|product] [--samples N] [--threads T]\n"
+                    "                   [--seed S] [--json]\n"
                     "  NAME: ");
     for (int i = 0; i < N_PRESETS; i++)
         fprintf(stderr, "%s%s", i ? ", " : "", presets[i].name);
@@ -944,6 +954,8 @@ static void parse_args(bench_config *cfg, int argc, char **argv)
             cfg->update = parse_update(val);
         else if (!strcmp(arg, "--cg-iters"))
             cfg->cg_iters = atoi(val);
+        else if (!strcmp(arg, "--seeding") && (!strcmp(val, "kmeans") || !strcmp(val, "product")))
+            cfg->seeding = !strcmp(val, "kmeans") ? AQ_EM_SEED_KMEANS : AQ_EM_SEED_PRODUCT;
         else if (!strcmp(arg, "--samples"))
             cfg->samples = atoll(val);
         else if (!strcmp(arg, "--threads"))

@@ -130,7 +130,6 @@ static void check_estep(int64_t P, int64_t J, int64_t go, int64_t g, int64_t K, 
     int64_t changed, exact = 0;
     const int64_t N = P * J;
     ck_assert_int_eq(aqi_em_work_init(&w, ctx, &t.metric, K), AQ_OK);
-    ck_assert_int_eq(aqi_em_prepare(&w, t.R), AQ_OK);
     ck_assert_int_eq(aqi_em_estep(&w, t.R, t.C, t.codes, 0, &changed), AQ_OK);
     for (int64_t i = 0; i < N; i++) {
         double best = DBL_MAX;

@@ -47,8 +47,8 @@
 #include "beam/beam_pass.h"
 
 #define BATCH_COLS 128   /* input columns per batch: batch groups = BATCH_COLS / g */
-#define STATE_BUDGET ((size_t)96 << 20) /* bytes of beam states held at once */
-#define TABLE_BUDGET ((size_t)32 << 20) /* bytes of per-step tables t_k held at once */
+#define STATE_BUDGET ((size_t)32 << 20) /* bytes of beam states (and ΔW) held at once */
+#define TABLE_BUDGET ((size_t)16 << 20) /* bytes of per-step tables t_k held at once */
 
 /* ------------------------------------------------------------------------------------------ */
 /* Per batch: H[:, J_batch] and the tables t_k */

@@ -69,6 +69,44 @@ int aq_hessian_copy_matrix(const aq_hessian *h, double *out, int64_t ld, double 
     return st;
 }
 
+double aqi_hessian_max_abs(const aq_hessian *h)
+{
+    const int64_t n = h->n_inputs;
+    double m = 0.0;
+    aqi_hessian_lock(h);
+    for (int64_t i = 0; i < n; i++) /* the upper triangle holds every value */
+        for (int64_t j = i; j < n; j++)
+            m = fabs(h->matrix[i * n + j]) > m ? fabs(h->matrix[i * n + j]) : m;
+    aqi_hessian_unlock(h);
+    return m;
+}
+
+int aqi_hessian_copy_float(const aq_hessian *h, float *out, double rel_damping, double scale, const char *fn)
+{
+    const int64_t n = h->n_inputs;
+    double shift = 0.0;
+    aqi_hessian_lock(h);
+    int st = damping_shift(h, rel_damping, fn, &shift);
+    if (st == AQ_OK)
+        for (int64_t i = 0; i < n; i++) {
+            const double *src = h->matrix + i * n;
+            out[i * n + i] = (float)((src[i] + shift) * scale);
+            for (int64_t j = i + 1; j < n; j++)
+                out[i * n + j] = (float)(src[j] * scale);
+        }
+    aqi_hessian_unlock(h);
+    if (st == AQ_OK) /* mirror, tile by tile */
+        for (int64_t ib = 0; ib < n; ib += MIRROR_TILE)
+            for (int64_t jb = ib; jb < n; jb += MIRROR_TILE) {
+                int64_t i_end = ib + MIRROR_TILE < n ? ib + MIRROR_TILE : n;
+                int64_t j_end = jb + MIRROR_TILE < n ? jb + MIRROR_TILE : n;
+                for (int64_t i = ib; i < i_end; i++)
+                    for (int64_t j = (jb > i + 1 ? jb : i + 1); j < j_end; j++)
+                        out[j * n + i] = out[i * n + j];
+            }
+    return st;
+}
+
 int aq_hessian_copy_diagonal(const aq_hessian *h, double *out, double rel_damping)
 {
     const char *fn = "aq_hessian_copy_diagonal";

@@ -28,6 +28,14 @@ int aqi_hessian_new(aq_hessian **out, aq_context *ctx, int64_t n_inputs, const c
  * statistics accumulated in the same order. */
 uint64_t aqi_hessian_fingerprint(const aq_hessian *h);
 
+/* scale·(H + λ·mean(diag H)·I) rounded to float, n_inputs × n_inputs (leading dimension
+ * n_inputs), without a double copy: the upper triangle converted, then mirrored. Checks λ as
+ * aq_hessian_copy_matrix (@p fn names the caller). */
+int aqi_hessian_copy_float(const aq_hessian *h, float *out, double rel_damping, double scale, const char *fn);
+
+/* max |H_ij| (of the undamped matrix). */
+double aqi_hessian_max_abs(const aq_hessian *h);
+
 /* Lock/unlock a handle, including one the caller sees as const (the lock is not part of
  * its logical state). */
 void aqi_hessian_lock(const aq_hessian *h);

@@ -78,7 +78,8 @@ int aqi_em_work_init(aqi_em_work *w, aq_context *ctx, const aqi_em_metric *metri
     w->mstep_max_clusters = (K + w->n_workers - 1) / w->n_workers;
     w->mstep_stride = w->mstep_max_clusters * (1 + D + (is_mahalanobis(metric) ? metric->g * metric->g : 0))
                       + 2 * metric->g * metric->g + 5 * D;
-    if ((is_mahalanobis(metric) && aqi_bytes(ctx, &bytes_q, N * D, sizeof(float), "residual metric"))
+    if ((is_mahalanobis(metric)
+         && aqi_bytes(ctx, &bytes_q, (int64_t)w->n_workers * (N / metric->n_groups) * D, sizeof(float), "queries"))
         || aqi_bytes(ctx, &bytes_ct, D * w->Kp, sizeof(float), "centroids")
         || aqi_bytes(ctx, &bytes_tables, (int64_t)w->n_workers * w->Kp, sizeof(float), "tables")
         || aqi_bytes(ctx, &bytes_codes, N, sizeof(int32_t), "codes")
@@ -140,18 +141,14 @@ typedef struct em_job {
     int guard;
 } em_job;
 
-static int prepare_range(void *arg, int64_t begin, int64_t end, int worker)
+/* Q ← H̃_j r_i for the P points i = p·J + j of group j, contiguous (Mahalanobis only). */
+static void group_queries(const aqi_em_metric *m, const float *R, int64_t j, float *Q)
 {
-    const em_job *job = arg;
-    const aqi_em_metric *m = job->w->metric;
-    const int64_t g = m->g, D = m->D;
-    (void)worker;
-    for (int64_t i = begin; i < end; i++) {
-        const double *H = group_block(m, i % m->n_groups);
-        const float *r = job->R + i * D;
-        /* group-major: the points of group j are contiguous for the E-step */
-        const int64_t J = m->n_groups, P = m->n_points / J;
-        float *q = job->w->Q + ((i % J) * P + i / J) * D;
+    const int64_t g = m->g, D = m->D, J = m->n_groups, P = m->n_points / J;
+    const double *H = group_block(m, j);
+    for (int64_t p = 0; p < P; p++) {
+        const float *r = R + (p * J + j) * D;
+        float *q = Q + p * D;
         for (int64_t t = 0; t < m->go; t++)
             for (int64_t a = 0; a < g; a++) {
                 double acc = 0.0;
@@ -160,15 +157,6 @@ static int prepare_range(void *arg, int64_t begin, int64_t end, int worker)
                 q[t * g + a] = (float)acc;
             }
     }
-    return AQ_OK;
-}
-
-int aqi_em_prepare(aqi_em_work *w, const float *R)
-{
-    em_job job = {w, NULL, R, NULL, NULL, NULL, 0};
-    if (!is_mahalanobis(w->metric))
-        return AQ_OK;
-    return aqi_parallel_for(w->ctx, w->metric->n_points, prepare_range, &job);
 }
 
 /* ---------------------------------------------------------------- objective */
@@ -268,8 +256,10 @@ static int estep_points_range(void *arg, int64_t begin, int64_t end, int worker)
     return AQ_OK;
 }
 
-/* Mahalanobis: tasks are input groups j, each with its own table; Q holds the points
- * i = p·J + j of group j contiguously (group-major), proposals likewise. */
+/* Mahalanobis: tasks are input groups j, each with its own table; the worker's Q holds the
+ * queries H̃_j r_i of the points i = p·J + j of group j contiguously, proposals likewise
+ * (computed per group and round: N·D·g multiply-adds against the scan's N·D·K, and no N × D
+ * copy of the residual). */
 static int estep_groups_range(void *arg, int64_t begin, int64_t end, int worker)
 {
     const em_job *job = arg;
@@ -279,9 +269,11 @@ static int estep_groups_range(void *arg, int64_t begin, int64_t end, int worker)
     float *table = w->tables + (int64_t)worker * w->Kp;
     if (worker >= w->n_workers)
         return aqi_fail(w->ctx, AQ_ERR_INTERNAL, "E-step: the thread count changed during the call");
+    float *Q = w->Q + (int64_t)worker * P * m->D;
     for (int64_t j = begin; j < end; j++) {
         score_table(w, group_block(m, j), job->C, table);
-        aqi_assign_argmin(w->Q + j * P * m->D, P, m->D, w->CT, table, m->D, w->Kp, w->codes_new + j * P, 1,
+        group_queries(m, job->R, j, Q);
+        aqi_assign_argmin(Q, P, m->D, w->CT, table, m->D, w->Kp, w->codes_new + j * P, 1,
                           NULL);
         w->changed[j] = commit_codes(job, w->codes_new + j * P, j, P, J);
     }

@@ -32,7 +32,7 @@ typedef struct aqi_em_work {
     aq_context *ctx;
     const aqi_em_metric *metric;
     int64_t K, Kp;
-    float *Q;        /* N × D: H̃_j r_i in group-major order [j][p] (Mahalanobis); NULL for Euclidean */
+    float *Q;        /* per worker P × D: H̃_j r_i of one group's points (Mahalanobis); NULL for Euclidean */
     float *CT;       /* D × Kp transposed centroids */
     float *tables;   /* per worker: Kp scores t_k */
     int32_t *codes_new; /* N proposals of the E-step */
@@ -56,9 +56,6 @@ int aqi_em_work_init(aqi_em_work *w, aq_context *ctx, const aqi_em_metric *metri
  * (the product seeding fits two small codebooks with the buffers of the large one). */
 void aqi_em_work_resize(aqi_em_work *w, int64_t K);
 void aqi_em_work_free(aqi_em_work *w);
-
-/* Q ← H̃_j r_i for every point, stored group by group (Mahalanobis only; call whenever R changes). */
-int aqi_em_prepare(aqi_em_work *w, const float *R);
 
 /* Σ_i w_i d(r_i, c_{codes[i]}) in double, summed in a fixed order (thread-count independent). */
 int aqi_em_objective(aqi_em_work *w, const float *R, const float *C, const int32_t *codes,

@@ -178,14 +178,12 @@ static int fit_codebook(init_state *s, int m, uint64_t stream, float *C)
             return st;
         if (oaem) {
             aqi_em_params ep = oaem_params(s, m, "init.oaem");
-            if ((st = aqi_em_prepare(&s->work_mahalanobis, s->R)) != AQ_OK
-                || (st = aqi_em_run(&s->work_mahalanobis, &ep, s->R, C, s->codes, 0, &objective)) != AQ_OK)
+            if ((st = aqi_em_run(&s->work_mahalanobis, &ep, s->R, C, s->codes, 0, &objective)) != AQ_OK)
                 return st;
         }
     } else {
         aqi_em_params ep = oaem_params(s, m, "init.oaem");
         if ((st = seed_stage(s, stream, o->em_seeding == AQ_EM_SEED_KMEANSPP, C)) != AQ_OK
-            || (st = aqi_em_prepare(&s->work_mahalanobis, s->R)) != AQ_OK
             || (st = aqi_em_run(&s->work_mahalanobis, &ep, s->R, C, s->codes, 1, &objective)) != AQ_OK)
             return st;
     }
@@ -249,7 +247,7 @@ static int run_stage(init_state *s, int m)
         && s->out->fmt.bits_per_codebook >= 2) {
         aqi_em_params ep = oaem_params(s, m, "init.oaem");
         double objective;
-        if ((st = seed_product(s, m, C)) != AQ_OK || (st = aqi_em_prepare(&s->work_mahalanobis, s->R)) != AQ_OK
+        if ((st = seed_product(s, m, C)) != AQ_OK
             || (st = aqi_em_run(&s->work_mahalanobis, &ep, s->R, C, s->codes, 0, &objective)) != AQ_OK)
             return st;
     } else if ((st = fit_codebook(s, m, (uint64_t)m, C)) != AQ_OK)
@@ -269,9 +267,8 @@ static int joint_pass(init_state *s)
         int st;
         load_codes(s, m);
         apply_codebook(s, m, 1.0f);
-        if ((st = aqi_em_prepare(&s->work_mahalanobis, s->R)) != AQ_OK
-            || (st = aqi_em_run(&s->work_mahalanobis, &ep, s->R, aqi_codeword(s->out, m, 0), s->codes, 0,
-                                &objective)) != AQ_OK)
+        if ((st = aqi_em_run(&s->work_mahalanobis, &ep, s->R, aqi_codeword(s->out, m, 0), s->codes, 0,
+                             &objective)) != AQ_OK)
             return st;
         store_codes(s, m);
         apply_codebook(s, m, -1.0f);

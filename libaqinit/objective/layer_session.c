@@ -8,6 +8,7 @@
 
 #include <lapacke.h>
 
+#include "hessian/hessian_internal.h"
 #include "objective/layer.h"
 
 
@@ -49,20 +50,23 @@ int aqi_opt_validate(aq_context *ctx, const char *fn, const aq_quant *q, const f
     return AQ_OK;
 }
 
-/* A PSD H has PSD diagonal blocks: each g × g block H_jj must admit a Cholesky factorisation
- * after a relative jitter of 1e-6·mean(diag H_jj) (plus the smallest normal number, for a zero
- * block). A cheap necessary check that catches indefinite input; @p blk holds g² doubles. */
-static int check_blocks(aq_context *ctx, const char *fn, const double *hd, int64_t ncols, int32_t g,
-                        double *blk)
+/* A PSD H has PSD diagonal blocks: each g × g block H_jj (damped as the session's H) must admit a
+ * Cholesky factorisation after a relative jitter of 1e-6·mean(diag H_jj) (plus the smallest
+ * normal number, for a zero block). A cheap necessary check that catches indefinite input;
+ * @p blk holds g² doubles. */
+static int check_blocks(aq_context *ctx, const char *fn, const aq_hessian *H, int64_t ncols, int32_t g,
+                        double damping, double *blk)
 {
     for (int64_t j = 0; j < ncols / g; j++) {
+        int st = aq_hessian_copy_block(H, blk, g, j, damping);
+        if (st)
+            return aqi_fail(ctx, st, "%s: copying H failed (%s)", fn, aq_strerror(st));
         double mean = 0.0;
         for (int32_t d = 0; d < g; d++)
-            mean += hd[(j * g + d) * ncols + j * g + d];
+            mean += blk[d * g + d];
         mean /= g;
         for (int32_t d = 0; d < g; d++)
-            for (int32_t e = 0; e < g; e++)
-                blk[d * g + e] = hd[(j * g + d) * ncols + j * g + e] + (d == e ? 1e-6 * mean + DBL_MIN : 0.0);
+            blk[d * g + d] += 1e-6 * mean + DBL_MIN;
         if (LAPACKE_dpotrf_work(LAPACK_ROW_MAJOR, 'U', (lapack_int)g, blk, (lapack_int)g) != 0)
             return aqi_fail(ctx, AQ_ERR_NOT_PSD, "%s: the Hessian's diagonal block %lld (inputs %lld..%lld) "
                             "is not positive semidefinite", fn, (long long)j, (long long)(j * g),
@@ -72,38 +76,28 @@ static int check_blocks(aq_context *ctx, const char *fn, const double *hd, int64
 }
 
 /* H + λ·mean(diag H)·I as float, cols × cols (λ = AQ_OPT_HESSIAN_DAMPING, 0 = the matrix of the
- * handle), its diagonal blocks of the quant's input group size checked. */
+ * handle), its diagonal blocks of the quant's input group size checked. Converted straight from
+ * the handle: no double copy of H (for I = 11008 that is 924 MiB). */
 static int float_hessian(aq_context *ctx, const char *fn, const aq_hessian *H, int64_t ncols, int32_t g,
                          double damping, float **out)
 {
     size_t n = (size_t)ncols * (size_t)ncols;
-    double *hd = aqi_alloc(ctx, n * sizeof(double));
-    double *blk = hd ? aqi_alloc(ctx, (size_t)g * (size_t)g * sizeof(double)) : NULL;
+    double *blk = aqi_alloc(ctx, (size_t)g * (size_t)g * sizeof(double));
     float *hf = blk ? aqi_alloc(ctx, n * sizeof(float)) : NULL;
-    int st;
     *out = NULL;
     if (!hf) {
-        aqi_free(ctx, hd);
         aqi_free(ctx, blk);
         return AQ_ERR_NOMEM;
     }
-    st = aq_hessian_copy_matrix(H, hd, ncols, damping);
-    if (st)
-        st = aqi_fail(ctx, st, "%s: copying H failed (%s)", fn, aq_strerror(st));
-    else
-        st = check_blocks(ctx, fn, hd, ncols, g, blk);
+    int st = check_blocks(ctx, fn, H, ncols, g, damping, blk);
     aqi_free(ctx, blk);
+    if (!st)
+        st = aqi_hessian_copy_float(H, hf, damping, 1.0, fn);
+    if (!st && !aqi_all_finite_f32(hf, ncols, ncols, ncols))
+        st = aqi_fail(ctx, AQ_ERR_NONFINITE, "%s: H does not fit in float", fn);
     if (st) {
-        aqi_free(ctx, hd);
         aqi_free(ctx, hf);
         return st;
-    }
-    for (size_t i = 0; i < n; i++)
-        hf[i] = (float)hd[i];
-    aqi_free(ctx, hd);
-    if (!aqi_all_finite_f32(hf, ncols, ncols, ncols)) {
-        aqi_free(ctx, hf);
-        return aqi_fail(ctx, AQ_ERR_NONFINITE, "%s: H does not fit in float", fn);
     }
     *out = hf;
     return AQ_OK;

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "hessian/hessian_internal.h"
 #include "quant/quant.h"
 
 /* Ŵ[tile (p, j)] = s_p · Σ_m C_m[b(p, j, m)]  (DESIGN.md §3). */
@@ -104,7 +105,7 @@ static double block_quadratic(const float *A, int64_t n, int64_t ncol, const flo
 int aq_quant_output_error(double *rel_error, const aq_quant *q, const float *W, int64_t ld, const aq_hessian *H)
 {
     const int64_t ncol = q ? q->cols : 0;
-    double *Hd = NULL, num = 0.0, den = 0.0;
+    double num = 0.0, den = 0.0;
     float *Hf = NULL, *D = NULL, *Wb = NULL, *tmp = NULL;
     size_t hbytes;
     int st;
@@ -115,10 +116,9 @@ int aq_quant_output_error(double *rel_error, const aq_quant *q, const float *W, 
     if (aq_hessian_num_inputs(H) != ncol)
         return aqi_fail(q->ctx, AQ_ERR_SHAPE, "aq_quant_output_error: Hessian has %lld inputs, the matrix %lld columns",
                         (long long)aq_hessian_num_inputs(H), (long long)ncol);
-    if ((st = aqi_bytes(q->ctx, &hbytes, ncol * ncol, sizeof(double), "aq_quant_output_error")) != AQ_OK)
+    if ((st = aqi_bytes(q->ctx, &hbytes, ncol * ncol, sizeof(float), "aq_quant_output_error")) != AQ_OK)
         return st;
-    Hd = aqi_alloc(q->ctx, hbytes);
-    Hf = Hd ? aqi_alloc(q->ctx, hbytes / 2) : NULL;
+    Hf = aqi_alloc(q->ctx, hbytes);
     D = Hf ? aqi_alloc(q->ctx, sizeof(float) * (size_t)(EVAL_ROWS + q->go) * (size_t)ncol) : NULL;
     Wb = D ? aqi_alloc(q->ctx, sizeof(float) * (size_t)(EVAL_ROWS + q->go) * (size_t)ncol) : NULL;
     tmp = Wb ? aqi_alloc(q->ctx, sizeof(float) * (size_t)(EVAL_ROWS + q->go) * (size_t)ncol) : NULL;
@@ -126,15 +126,12 @@ int aq_quant_output_error(double *rel_error, const aq_quant *q, const float *W, 
         st = AQ_ERR_NOMEM;
         goto done;
     }
-    if ((st = aq_hessian_copy_matrix(H, Hd, ncol, 0.0)) != AQ_OK)
-        goto done;
     /* The ratio is invariant to the scale of H: normalise by max |H| so the float copy cannot
-     * overflow whatever the magnitude of the activations. */
-    double hmax = 0.0;
-    for (int64_t i = 0; i < ncol * ncol; i++)
-        hmax = fabs(Hd[i]) > hmax ? fabs(Hd[i]) : hmax;
-    for (int64_t i = 0; i < ncol * ncol; i++)
-        Hf[i] = hmax > 0.0 ? (float)(Hd[i] / hmax) : 0.0f;
+     * overflow whatever the magnitude of the activations (converted from the handle: no double
+     * copy of H). */
+    const double hmax = aqi_hessian_max_abs(H);
+    if ((st = aqi_hessian_copy_float(H, Hf, 0.0, hmax > 0.0 ? 1.0 / hmax : 0.0, "aq_quant_output_error")) != AQ_OK)
+        goto done;
     /* Blocks of whole output groups, so each block dequantizes on its own. */
     for (int64_t p0 = 0; p0 < q->n_out_groups;) {
         int64_t p1 = p0 + (EVAL_ROWS / q->go > 0 ? EVAL_ROWS / q->go : 1);
@@ -168,6 +165,5 @@ done:
     aqi_free(q->ctx, Wb);
     aqi_free(q->ctx, D);
     aqi_free(q->ctx, Hf);
-    aqi_free(q->ctx, Hd);
     return st;
 }
