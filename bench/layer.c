@@ -320,6 +320,8 @@ static double beam_flops(const layer_run *lr)
 static double init_flops(const layer_run *lr, int64_t esteps)
 {
     const double K = (double)((int64_t)1 << lr->fmt.bits_per_codebook);
+    if (lr->cfg->seeding == AQ_EM_SEED_PRODUCT)
+        return NAN; /* the progress reports do not tell the small fits' E-steps from the full-K ones */
     return (double)esteps * 2.0 * (double)lr->rows * (double)lr->cols * K;
 }
 
@@ -329,7 +331,8 @@ static void legend_text(int stage, const shape_result *r, char *buf, size_t size
     static const char *fixed[N_STAGES] = {
         "n·I² (SYRK-equivalent, n calibration rows)",
         "E-steps × 2·O·I·K (2·N·D·K per E-step as bench-init, N = O/g_o·J tiles, D = g_o·g; E-steps counted "
-        "by the progress callback; the k-means ones skip work by Hamerly bounds; M-steps, objectives not counted)",
+        "by the progress callback; the k-means ones skip work by Hamerly bounds; M-steps, objectives not counted; "
+        "no figure with --seeding product)",
         NULL,
         "2·O·I² (ΔW·H products) + 2·O·J·M·K·g·W (scores of W states per step), as bench-beam",
         "epochs run × (update_codebooks + beam_search); the loss per epoch not counted",

@@ -1,5 +1,5 @@
-/* Codebook and scale updates with the codes fixed: exact normal equations or Adam for the
- * codebooks, the closed form for the scales. Each minimises the layer objective
+/* Codebook and scale updates with the codes fixed: exact normal equations, conjugate gradients
+ * or Adam for the codebooks, the closed form for the scales. Each minimises the layer objective
  * (objective/layer.h) and never increases it. */
 #ifndef AQINIT_CODEBOOK_CODEBOOK_H
 #define AQINIT_CODEBOOK_CODEBOOK_H
