@@ -115,9 +115,19 @@ void aqi_em_work_resize(aqi_em_work *w, int64_t K)
     w->bounds_valid = w->prev_valid = 0;
 }
 
+void aqi_em_work_share_proposals(aqi_em_work *w, aqi_em_work *owner)
+{
+    if (!w->borrowed_proposals)
+        aqi_free(w->ctx, w->codes_new);
+    w->codes_new = owner->codes_new;
+    w->borrowed_proposals = 1;
+}
+
 void aqi_em_work_free(aqi_em_work *w)
 {
     aq_context *ctx = w->ctx;
+    if (w->borrowed_proposals)
+        w->codes_new = NULL;
     aqi_free(ctx, w->Q);
     aqi_free(ctx, w->CT);
     aqi_free(ctx, w->tables);

@@ -35,7 +35,8 @@ typedef struct aqi_em_work {
     float *Q;        /* per worker P × D: H̃_j r_i of one group's points (Mahalanobis); NULL for Euclidean */
     float *CT;       /* D × Kp transposed centroids */
     float *tables;   /* per worker: Kp scores t_k */
-    int32_t *codes_new; /* N proposals of the E-step */
+    int32_t *codes_new; /* N proposals of the E-step (borrowed: owned by another work) */
+    int borrowed_proposals;
     int64_t *changed; /* per E-step task */
     double *partials; /* per objective block */
     double *mstep;    /* per worker: statistics of its clusters and solver scratch */
@@ -55,6 +56,9 @@ int aqi_em_work_init(aqi_em_work *w, aq_context *ctx, const aqi_em_metric *metri
 /* Use the buffers of @p w for a codebook of K clusters, at most the K they were allocated for
  * (the product seeding fits two small codebooks with the buffers of the large one). */
 void aqi_em_work_resize(aqi_em_work *w, int64_t K);
+/* Let @p w use the proposal buffer of @p owner (same number of points; the two never run at the
+ * same time): N int32 less. @p w never frees the buffer; @p owner must outlive its use. */
+void aqi_em_work_share_proposals(aqi_em_work *w, aqi_em_work *owner);
 void aqi_em_work_free(aqi_em_work *w);
 
 /* Σ_i w_i d(r_i, c_{codes[i]}) in double, summed in a fixed order (thread-count independent). */

@@ -301,7 +301,10 @@ static int allocate(init_state *s, const aq_hessian *H)
             return AQ_ERR_NOMEM;
     }
     s->mahalanobis = (aqi_em_metric){N, q->n_in_groups, q->go, q->g, D, s->blocks, s->weights};
-    return aqi_em_work_init(&s->work_mahalanobis, s->ctx, &s->mahalanobis, q->K);
+    if ((st = aqi_em_work_init(&s->work_mahalanobis, s->ctx, &s->mahalanobis, q->K)) != AQ_OK)
+        return st;
+    aqi_em_work_share_proposals(&s->work_mahalanobis, &s->work_euclid); /* the stages alternate */
+    return AQ_OK;
 }
 
 static void release(init_state *s)
