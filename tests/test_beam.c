@@ -689,18 +689,29 @@ static void naive_exact_codebooks(const problem *pb, aq_quant *q)
     free(HA);
 }
 
+/* The least-squares problems of the exact and CG tests: format ls_formats[f]; in problem 1
+ * (LS_UNUSED_PROBLEM) codeword 7 is left unused, so it must keep its old value. */
+static const char *const ls_formats[] = {"1x2g2", "1x3g2o2", "2x2g2", "2x3g3o1", "2x2g2o2"};
+enum { LS_PROBLEMS = 5, LS_UNUSED_PROBLEM = 1 };
+
+static problem least_squares_problem(int f)
+{
+    static const int64_t rows[] = {6, 8, 6, 6, 8}, cols[] = {8, 8, 6, 9, 6};
+    problem pb = make_problem(ls_formats[f], rows[f], cols[f], 500 + (uint64_t)f, 2);
+    if (f == LS_UNUSED_PROBLEM)
+        for (int64_t p = 0; p < pb.q->n_out_groups; p++)
+            for (int64_t j = 0; j < pb.q->n_in_groups; j++)
+                if (aqi_code_get(pb.q, p, j, 0) == 7)
+                    aqi_code_set(pb.q, p, j, 0, 3);
+    return pb;
+}
+
 START_TEST(exact_codebooks_match_naive_least_squares)
 {
-    const char *fmts[] = {"1x2g2", "1x3g2o2", "2x2g2", "2x3g3o1", "2x2g2o2"};
-    const int64_t rows[] = {6, 8, 6, 6, 8}, cols[] = {8, 8, 6, 9, 6};
-    for (int f = 0; f < 5; f++) {
-        problem pb = make_problem(fmts[f], rows[f], cols[f], 500 + f, 2);
+    const char *const *fmts = ls_formats;
+    for (int f = 0; f < LS_PROBLEMS; f++) {
+        problem pb = least_squares_problem(f);
         aqi_layer L = layer_of(&pb);
-        if (f == 1) /* leave codeword 7 unused: it must keep its old value */
-            for (int64_t p = 0; p < pb.q->n_out_groups; p++)
-                for (int64_t j = 0; j < pb.q->n_in_groups; j++)
-                    if (aqi_code_get(pb.q, p, j, 0) == 7)
-                        aqi_code_set(pb.q, p, j, 0, 3);
         aq_quant *ref = NULL;
         ck_assert_int_eq(aq_quant_clone(&ref, pb.q), AQ_OK);
         long double before = naive_loss(&pb, pb.q);
@@ -726,7 +737,7 @@ START_TEST(exact_codebooks_match_naive_least_squares)
             for (size_t i = 0; i < pb.q->codebooks_count; i++)
                 ck_assert_double_eq_tol(pb.q->codebooks[i], ref->codebooks[i],
                                         1e-6 * (1 + fabs(ref->codebooks[i])));
-        if (f == 1)
+        if (f == LS_UNUSED_PROBLEM)
             for (int32_t d = 0; d < pb.q->go * pb.q->g; d++)
                 ck_assert_float_eq(aqi_codeword(pb.q, 0, 7)[d], aqi_codeword(ref, 0, 7)[d]);
         free(r1);
@@ -785,16 +796,10 @@ END_TEST
  * iteration count lowers L and more iterations never end higher; an unused codeword is kept. */
 START_TEST(cg_codebooks_converge_to_naive_least_squares)
 {
-    const char *fmts[] = {"1x2g2", "1x3g2o2", "2x2g2", "2x3g3o1", "2x2g2o2"};
-    const int64_t rows[] = {6, 8, 6, 6, 8}, cols[] = {8, 8, 6, 9, 6};
-    for (int f = 0; f < 5; f++) {
-        problem pb = make_problem(fmts[f], rows[f], cols[f], 500 + f, 2);
+    const char *const *fmts = ls_formats;
+    for (int f = 0; f < LS_PROBLEMS; f++) {
+        problem pb = least_squares_problem(f);
         aqi_layer L = layer_of(&pb);
-        if (f == 1)
-            for (int64_t p = 0; p < pb.q->n_out_groups; p++)
-                for (int64_t j = 0; j < pb.q->n_in_groups; j++)
-                    if (aqi_code_get(pb.q, p, j, 0) == 7)
-                        aqi_code_set(pb.q, p, j, 0, 3);
         aq_quant *ref = NULL;
         ck_assert_int_eq(aq_quant_clone(&ref, pb.q), AQ_OK);
         naive_exact_codebooks(&pb, ref);
@@ -816,7 +821,7 @@ START_TEST(cg_codebooks_converge_to_naive_least_squares)
             if (k == 3)
                 ck_assert_msg(after - optimum <= 1e-5L * optimum, "%s: cg %Lg vs least squares %Lg", fmts[f],
                               after, optimum);
-            if (f == 1)
+            if (f == LS_UNUSED_PROBLEM)
                 for (int32_t d = 0; d < c->go * c->g; d++)
                     ck_assert_float_eq(aqi_codeword(c, 0, 7)[d], aqi_codeword(pb.q, 0, 7)[d]);
             ck_assert(!memcmp(c->codes, pb.q->codes, pb.q->codes_bytes));

@@ -6,6 +6,18 @@
 
 #include "objective/layer.h"
 
+/* out = Aᵀ s (X H) with X = W − Ŵ(cb) (@p residual) or Ŵ(cb), and ⟨X, X H⟩ into *quad (may be
+ * NULL): the product of the iterative updates (codebook_product.c). Buffers of one row block. */
+typedef struct aqi_cb_product {
+    const aqi_layer *layer;
+    const aq_quant *q;
+    float *X, *G;
+    int64_t chunk_groups;
+} aqi_cb_product;
+int aqi_cb_product_init(aqi_cb_product *pr, const aqi_layer *layer, const aq_quant *q);
+void aqi_cb_product_apply(aqi_cb_product *pr, const float *cb, int residual, double *out, double *quad);
+void aqi_cb_product_free(aqi_cb_product *pr);
+
 /* Codebook update of ::AQ_OPT_CODEBOOK_UPDATE, then the closed-form scales if
  * ::AQ_OPT_UPDATE_SCALES and the format has scales. */
 int aqi_opt_update_codebooks(const aqi_layer *layer, aq_quant *q, const aqi_options_values *v);

@@ -1,5 +1,5 @@
 /* Codebooks by preconditioned conjugate gradients on the normal equations (C1) of
- * codebook_update.c, without forming N (REFERENCE-ALGORITHMS.md §1.7; issue 15).
+ * codebook_exact.c, without forming N (REFERENCE-ALGORITHMS.md §1.7; issue 15).
  *
  * With x the codebooks (layout [M·K codewords][g_o rows i][g]; the g_o rows are independent
  * problems sharing N), both products CG needs are one pass over the layer's rows:
@@ -7,9 +7,9 @@
  *   r = b − N x = Aᵀ s (W − Ŵ) H          scatter of s_p·((W − Ŵ) H)[tile] to its codewords  (C4)
  *   N d = Aᵀ s (Ŵ(d) H)                   the same with W = 0 and the codebooks replaced by d
  *
- * where Ŵ(d) is the scaled reconstruction with codebooks d. Each is a reconstruction, one
- * (rows × I)·(I × I) sgemm by blocks of rows, and a scatter: O·I² multiply-adds against the
- * O·I²·M² scattered ones of building N, and no Q × Q matrix (Q = M·K·g, 524,288 at 1x16 g8).
+ * where Ŵ(d) is the scaled reconstruction with codebooks d (aqi_cb_product_apply, codebook_product.c):
+ * O·I² multiply-adds at sgemm speed against the O·I²·M² scattered ones of building N, and no
+ * Q × Q matrix (Q = M·K·g, 524,288 at 1x16 g8).
  *
  * Preconditioner: block Jacobi with one g × g block per codeword,
  *   B_c = Σ_{tiles (p, j) using c} s_p² H_jj   (+ a 1e-9·tr/g ridge; identity if unused)     (C5)
@@ -28,59 +28,14 @@
 #include <math.h>
 #include <string.h>
 
-#include <cblas.h>
 
 #include "codebook/codebook.h"
 
-#define CG_BLOCK_ROWS 256
-
 typedef struct cg_ws {
-    const aqi_layer *layer;
     const aq_quant *q;
-    size_t n;       /* codebooks_count = M·K·g_o·g */
-    float *X, *G;   /* row block × I: reconstruction (or residual) and its product with H */
-    float *dirf;    /* the direction as float codebooks */
-    double *Binv;   /* [M·K][g][g]: Cholesky factors of (C5), lower, row-major */
+    const aqi_layer *layer;
+    double *Binv; /* [M·K][g][g]: Cholesky factors of (C5), lower, row-major */
 } cg_ws;
-
-/* out = Aᵀ s (X H) over all rows, X = W − Ŵ(cb) if @p residual, else Ŵ(cb) (C4). */
-static void layer_product(cg_ws *ws, const float *cb, int residual, double *out)
-{
-    const aq_quant *q = ws->q;
-    const aqi_layer *layer = ws->layer;
-    aq_quant view = *q;
-    const int64_t ncols = q->cols, go = q->go, J = q->n_in_groups;
-    const int32_t g = q->g;
-    int64_t chunk = CG_BLOCK_ROWS / go < 1 ? 1 : CG_BLOCK_ROWS / go;
-    view.codebooks = (float *)cb;
-    memset(out, 0, ws->n * sizeof(double));
-    for (int64_t p0 = 0; p0 < q->n_out_groups; p0 += chunk) {
-        int64_t p1 = p0 + chunk < q->n_out_groups ? p0 + chunk : q->n_out_groups;
-        int64_t rows = (p1 - p0) * go;
-        aqi_opt_reconstruct(&view, p0, p1, ws->X, ncols, 1);
-        if (residual)
-            for (int64_t r = 0; r < rows; r++) {
-                const float *w = layer->W + (p0 * go + r) * layer->ld;
-                float *x = ws->X + r * ncols;
-                for (int64_t c = 0; c < ncols; c++)
-                    x[c] = w[c] - x[c];
-            }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)ncols, (int)ncols, 1.0f,
-                    ws->X, (int)ncols, layer->H, (int)ncols, 0.0f, ws->G, (int)ncols);
-        for (int64_t p = p0; p < p1; p++) {
-            const double s = q->scales[p];
-            for (int64_t j = 0; j < J; j++)
-                for (int32_t m = 0; m < q->M; m++) {
-                    double *o = out + ((size_t)m * q->K + aqi_code_get(q, p, j, m)) * (size_t)(go * g);
-                    for (int64_t i = 0; i < go; i++) {
-                        const float *src = ws->G + ((p - p0) * go + i) * ncols + j * g;
-                        for (int32_t d = 0; d < g; d++)
-                            o[i * g + d] += s * (double)src[d];
-                    }
-                }
-        }
-    }
-}
 
 /* In-place Cholesky of a g × g block (lower, row-major); 0 if not positive definite. */
 static int small_cholesky(double *A, int32_t g)
@@ -219,38 +174,31 @@ int aqi_opt_codebooks_cg(const aqi_layer *layer, aq_quant *q, int64_t iterations
     const int32_t g = q->g, go = q->go;
     const size_t n = q->codebooks_count, gg = (size_t)g * (size_t)g;
     const size_t MK = (size_t)q->M * (size_t)q->K;
-    int64_t chunk = CG_BLOCK_ROWS / go < 1 ? 1 : CG_BLOCK_ROWS / go;
-    if (chunk > q->n_out_groups)
-        chunk = q->n_out_groups;
-    const size_t block = (size_t)(chunk * go) * (size_t)q->cols;
-    cg_ws ws = {layer, q, n, NULL, NULL, NULL, NULL};
+    cg_ws ws = {q, layer, NULL};
+    aqi_cb_product pr;
 
     if (iterations <= 0)
         return AQ_OK;
-    /* vectors in double, layout [M·K][g_o][g]: x, r, r₀, z, d, Nd, Nδ = Σ α·Nd */
-    double *x = aqi_alloc(ctx, 7 * n * sizeof(double));
-    double *scal = x ? aqi_alloc(ctx, 6 * (size_t)go * sizeof(double)) : NULL;
-    ws.X = scal ? aqi_alloc(ctx, block * sizeof(float)) : NULL;
-    ws.G = ws.X ? aqi_alloc(ctx, block * sizeof(float)) : NULL;
-    ws.dirf = ws.G ? aqi_alloc(ctx, n * sizeof(float)) : NULL;
-    ws.Binv = ws.dirf ? aqi_alloc(ctx, MK * gg * sizeof(double)) : NULL;
-    if (!ws.Binv) {
-        aqi_free(ctx, x);
-        aqi_free(ctx, scal);
-        aqi_free(ctx, ws.X);
-        aqi_free(ctx, ws.G);
-        aqi_free(ctx, ws.dirf);
+    if (aqi_cb_product_init(&pr, layer, q))
         return AQ_ERR_NOMEM;
-    }
+    /* vectors in double, layout [M·K][g_o][g]: x, r, r₀, z, d, Nd, Nδ = Σ α·Nd; per row i:
+     * rᵀz (old and new), dᵀNd, rᵀd, δᵀNδ; the direction as float codebooks; rows still iterating */
+    double *x = aqi_alloc(ctx, 7 * n * sizeof(double));
+    double *scal = x ? aqi_alloc(ctx, 5 * (size_t)go * sizeof(double)) : NULL;
+    float *dirf = scal ? aqi_alloc(ctx, n * sizeof(float)) : NULL;
+    unsigned char *active = dirf ? aqi_alloc(ctx, (size_t)go) : NULL;
+    ws.Binv = active ? aqi_alloc(ctx, MK * gg * sizeof(double)) : NULL;
+    int st = ws.Binv ? AQ_OK : AQ_ERR_NOMEM;
+    if (st)
+        goto done;
     double *r = x + n, *r0 = r + n, *z = r0 + n, *d = z + n, *Nd = d + n, *Ndelta = Nd + n;
-    double *rz = scal, *rz_new = rz + go, *dNd = rz_new + go, *rd = dNd + go;
-    double *active = rd + go, *quad = active + go;
+    double *rz = scal, *rz_new = rz + go, *dNd = rz_new + go, *rd = dNd + go, *quad = rd + go;
 
     for (size_t k = 0; k < n; k++)
         x[k] = q->codebooks[k];
     memset(Ndelta, 0, n * sizeof(double));
     build_preconditioner(&ws);
-    layer_product(&ws, q->codebooks, 1, r); /* r₀ = b − N x₀ */
+    aqi_cb_product_apply(&pr, q->codebooks, 1, r, NULL); /* r₀ = b − N x₀ */
     memcpy(r0, r, n * sizeof(double));
     apply_preconditioner(&ws, r, z);
     memcpy(d, z, n * sizeof(double));
@@ -261,7 +209,7 @@ int aqi_opt_codebooks_cg(const aqi_layer *layer, aq_quant *q, int64_t iterations
     for (int64_t it = 0; it < iterations; it++) {
         int any = 0;
         for (int32_t i = 0; i < go; i++)
-            any |= active[i] != 0.0;
+            any |= active[i];
         if (!any)
             break;
         /* the product sees the direction in float: use exactly that direction; rows that
@@ -270,19 +218,20 @@ int aqi_opt_codebooks_cg(const aqi_layer *layer, aq_quant *q, int64_t iterations
             for (int32_t i = 0; i < go; i++)
                 for (int32_t e = 0; e < g; e++) {
                     size_t k = (c * (size_t)go + (size_t)i) * (size_t)g + (size_t)e;
-                    ws.dirf[k] = active[i] != 0.0 ? (float)d[k] : 0.0f;
-                    d[k] = ws.dirf[k];
+                    dirf[k] = active[i] ? (float)d[k] : 0.0f;
+                    d[k] = dirf[k];
                 }
-        layer_product(&ws, ws.dirf, 0, Nd);
+        aqi_cb_product_apply(&pr, dirf, 0, Nd, NULL);
         row_dots(q, d, Nd, dNd);
         row_dots(q, r, d, rd);
         for (int32_t i = 0; i < go; i++)
-            if (active[i] != 0.0 && !(dNd[i] > 0.0 && isfinite(dNd[i]) && rd[i] > 0.0))
-                active[i] = 0.0; /* H not positive on d, or nothing left to gain */
-        /* exact line minimum along d: α = rᵀd / dᵀNd, ΔL = −(rᵀd)²/dᵀNd (C6) */
+            if (active[i] && !(dNd[i] > 0.0 && isfinite(dNd[i]) && rd[i] > 0.0))
+                active[i] = 0; /* H not positive on d, or nothing left to gain */
+        /* exact line minimum along d: α = rᵀd / dᵀNd, ΔL = −(rᵀd)²/dᵀNd (C6); then the
+         * preconditioned residual and the next conjugate direction d = z + β d */
         for (size_t c = 0; c < MK; c++)
             for (int32_t i = 0; i < go; i++) {
-                if (active[i] == 0.0)
+                if (!active[i])
                     continue;
                 const double a = rd[i] / dNd[i];
                 const size_t o = (c * (size_t)go + (size_t)i) * (size_t)g;
@@ -296,7 +245,7 @@ int aqi_opt_codebooks_cg(const aqi_layer *layer, aq_quant *q, int64_t iterations
         row_dots(q, r, z, rz_new);
         for (size_t c = 0; c < MK; c++)
             for (int32_t i = 0; i < go; i++) {
-                if (active[i] == 0.0)
+                if (!active[i])
                     continue;
                 const double beta = rz_new[i] / rz[i];
                 const size_t o = (c * (size_t)go + (size_t)i) * (size_t)g;
@@ -305,16 +254,17 @@ int aqi_opt_codebooks_cg(const aqi_layer *layer, aq_quant *q, int64_t iterations
             }
         for (int32_t i = 0; i < go; i++) {
             if (!(rz_new[i] > 0.0 && isfinite(rz_new[i])))
-                active[i] = 0.0;
+                active[i] = 0;
             rz[i] = rz_new[i];
         }
     }
     commit_rows(ctx, q, x, r0, Ndelta, z, rd, quad);
+done:
+    aqi_cb_product_free(&pr);
     aqi_free(ctx, x);
     aqi_free(ctx, scal);
-    aqi_free(ctx, ws.X);
-    aqi_free(ctx, ws.G);
-    aqi_free(ctx, ws.dirf);
+    aqi_free(ctx, dirf);
+    aqi_free(ctx, active);
     aqi_free(ctx, ws.Binv);
-    return AQ_OK;
+    return st;
 }

@@ -106,9 +106,7 @@ static int gemm_xh_double(aq_context *ctx, const float *H, int64_t ncols, int64_
 typedef struct fill_arg {
     const aqi_layer *layer;
     const aq_quant *q;
-    float *tmp;   /* BLOCK_ROWS-ish × I floats for reconstructions */
-    double *acc;  /* consumer output */
-    double *acc2;
+    double *acc;  /* consumer output: the right-hand sides b_i */
 } fill_arg;
 
 static void fill_W(void *arg, int64_t r0, int64_t r1, double *dst, int64_t ldd)
@@ -360,7 +358,7 @@ int aqi_opt_codebooks_exact(const aqi_layer *layer, aq_quant *q)
     aqi_free(ctx, ew.Hb);
     ew.Hb = NULL;
     if (!st) {
-        fill_arg fa = {layer, q, NULL, ew.rhs, NULL};
+        fill_arg fa = {layer, q, ew.rhs};
         st = gemm_xh_double(ctx, layer->H, q->cols, q->rows, 1, g, fill_W, consume_rhs, &fa);
     }
     if (st) {

@@ -30,18 +30,21 @@ static int damping_shift(const aq_hessian *h, double rel_damping, const char *fn
 }
 
 /* Fill the strict lower triangle of out (n × n, leading dimension ld) from its upper one, tile
- * by tile so that both the reads and the writes stay in cache. */
-static void mirror_upper_to_lower(double *out, int64_t n, int64_t ld)
-{
-    for (int64_t ib = 0; ib < n; ib += MIRROR_TILE)
-        for (int64_t jb = ib; jb < n; jb += MIRROR_TILE) {
-            int64_t i_end = ib + MIRROR_TILE < n ? ib + MIRROR_TILE : n;
-            int64_t j_end = jb + MIRROR_TILE < n ? jb + MIRROR_TILE : n;
-            for (int64_t i = ib; i < i_end; i++)
-                for (int64_t j = (jb > i + 1 ? jb : i + 1); j < j_end; j++)
-                    out[j * ld + i] = out[i * ld + j];
-        }
-}
+ * by tile so that both the reads and the writes stay in cache; for double and float copies. */
+#define DEFINE_MIRROR(name, type)                                                                   \
+    static void name(type *out, int64_t n, int64_t ld)                                              \
+    {                                                                                               \
+        for (int64_t ib = 0; ib < n; ib += MIRROR_TILE)                                             \
+            for (int64_t jb = ib; jb < n; jb += MIRROR_TILE) {                                      \
+                int64_t i_end = ib + MIRROR_TILE < n ? ib + MIRROR_TILE : n;                        \
+                int64_t j_end = jb + MIRROR_TILE < n ? jb + MIRROR_TILE : n;                        \
+                for (int64_t i = ib; i < i_end; i++)                                                \
+                    for (int64_t j = (jb > i + 1 ? jb : i + 1); j < j_end; j++)                     \
+                        out[j * ld + i] = out[i * ld + j];                                          \
+            }                                                                                       \
+    }
+DEFINE_MIRROR(mirror_upper_to_lower, double)
+DEFINE_MIRROR(mirror_upper_to_lower_f32, float)
 
 int aq_hessian_copy_matrix(const aq_hessian *h, double *out, int64_t ld, double rel_damping)
 {
@@ -95,15 +98,8 @@ int aqi_hessian_copy_float(const aq_hessian *h, float *out, double rel_damping, 
                 out[i * n + j] = (float)(src[j] * scale);
         }
     aqi_hessian_unlock(h);
-    if (st == AQ_OK) /* mirror, tile by tile */
-        for (int64_t ib = 0; ib < n; ib += MIRROR_TILE)
-            for (int64_t jb = ib; jb < n; jb += MIRROR_TILE) {
-                int64_t i_end = ib + MIRROR_TILE < n ? ib + MIRROR_TILE : n;
-                int64_t j_end = jb + MIRROR_TILE < n ? jb + MIRROR_TILE : n;
-                for (int64_t i = ib; i < i_end; i++)
-                    for (int64_t j = (jb > i + 1 ? jb : i + 1); j < j_end; j++)
-                        out[j * n + i] = out[i * n + j];
-            }
+    if (st == AQ_OK)
+        mirror_upper_to_lower_f32(out, n, n);
     return st;
 }
 

@@ -115,16 +115,19 @@ static void scale_and_tile(init_state *s, const float *W, int64_t ld)
     }
 }
 
+/* R ← R + sign · C[codes] for a codebook C of D-float codewords. */
+static void add_codewords(init_state *s, const float *C, const int32_t *codes, float sign)
+{
+    const int64_t D = (int64_t)s->out->go * s->out->g, N = s->out->n_out_groups * s->out->n_in_groups;
+    for (int64_t i = 0; i < N; i++)
+        for (int64_t a = 0; a < D; a++)
+            s->R[i * D + a] += sign * C[(int64_t)codes[i] * D + a];
+}
+
 /* R ← R + sign · C_m[codes], and the codes of stage m to/from the quant. */
 static void apply_codebook(init_state *s, int m, float sign)
 {
-    const aq_quant *q = s->out;
-    const int64_t D = (int64_t)q->go * q->g, N = q->n_out_groups * q->n_in_groups;
-    for (int64_t i = 0; i < N; i++) {
-        const float *c = aqi_codeword(q, m, (uint32_t)s->codes[i]);
-        for (int64_t a = 0; a < D; a++)
-            s->R[i * D + a] += sign * c[a];
-    }
+    add_codewords(s, aqi_codeword(s->out, m, 0), s->codes, sign);
 }
 
 static void store_codes(init_state *s, int m)
@@ -188,15 +191,6 @@ static int fit_codebook(init_state *s, int m, uint64_t stream, float *C)
             return st;
     }
     return AQ_OK;
-}
-
-/* R ← R + sign · C[codes] for a codebook C of D-float codewords. */
-static void add_codewords(init_state *s, const float *C, const int32_t *codes, float sign)
-{
-    const int64_t D = (int64_t)s->out->go * s->out->g, N = s->out->n_out_groups * s->out->n_in_groups;
-    for (int64_t i = 0; i < N; i++)
-        for (int64_t a = 0; a < D; a++)
-            s->R[i * D + a] += sign * C[(int64_t)codes[i] * D + a];
 }
 
 /* AQ_EM_SEED_PRODUCT: stage m (B bits) starts from two stages of B_a = ⌈B/2⌉ and B_b = ⌊B/2⌋
