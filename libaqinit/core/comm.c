@@ -73,6 +73,14 @@ void aqi_comm_my_share(const aq_context *ctx, int64_t n, int64_t *begin, int64_t
     aqi_comm_share(ctx, n, aqi_comm_rank(ctx), begin, end);
 }
 
+void aqi_comm_share_blocks(const aq_context *ctx, int64_t n, int64_t block, int32_t r, int64_t *begin, int64_t *end)
+{
+    int64_t b, e;
+    aqi_comm_share(ctx, (n + block - 1) / block, r, &b, &e);
+    *begin = b * block < n ? b * block : n;
+    *end = e * block < n ? e * block : n;
+}
+
 int aqi_comm_agree(aq_context *ctx, const char *fn, int status)
 {
     int32_t agreed = status, failed_rank = -1;
@@ -103,11 +111,17 @@ int aqi_comm_broadcast(aq_context *ctx, const char *fn, void *buf, int64_t nbyte
 
 int aqi_comm_allgather(aq_context *ctx, const char *fn, int status, void *buf, int64_t n, size_t item_bytes)
 {
+    return aqi_comm_allgather_blocks(ctx, fn, status, buf, n, 1, item_bytes);
+}
+
+int aqi_comm_allgather_blocks(aq_context *ctx, const char *fn, int status, void *buf, int64_t n, int64_t block,
+                              size_t item_bytes)
+{
     const int32_t size = aqi_comm_size(ctx);
     int st = aqi_comm_agree(ctx, fn, status);
     for (int32_t r = 0; r < size && st == AQ_OK && size > 1; r++) {
         int64_t b, e;
-        aqi_comm_share(ctx, n, r, &b, &e);
+        aqi_comm_share_blocks(ctx, n, block, r, &b, &e);
         if (e > b)
             st = aqi_comm_broadcast(ctx, fn, (char *)buf + (size_t)b * item_bytes, (e - b) * (int64_t)item_bytes, r);
     }

@@ -18,6 +18,10 @@ int32_t aqi_comm_size(const aq_context *ctx);
 void aqi_comm_share(const aq_context *ctx, int64_t n, int32_t r, int64_t *begin, int64_t *end);
 /* This rank's share. */
 void aqi_comm_my_share(const aq_context *ctx, int64_t n, int64_t *begin, int64_t *end);
+/* Rank @p r's share of [0, n) in whole blocks of @p block items (the last block may be short):
+ * the blocks [nb·r/size, nb·(r+1)/size) of nb = ⌈n/block⌉, so that a loop over fixed blocks makes
+ * the same calls on any number of ranks. */
+void aqi_comm_share_blocks(const aq_context *ctx, int64_t n, int64_t block, int32_t r, int64_t *begin, int64_t *end);
 
 /* Error agreement: every rank passes its status and gets the status of the lowest failing rank
  * (AQ_OK if none). On a rank that did not fail, a failure elsewhere is recorded as a message
@@ -28,6 +32,9 @@ int aqi_comm_agree(aq_context *ctx, const char *fn, int status);
  * @p item_bytes) are broadcast from rank r, so every rank ends with all n items. Returns the
  * agreed status or AQ_ERR_CALLBACK if the transport fails. */
 int aqi_comm_allgather(aq_context *ctx, const char *fn, int status, void *buf, int64_t n, size_t item_bytes);
+/* The same with the shares of aqi_comm_share_blocks. */
+int aqi_comm_allgather_blocks(aq_context *ctx, const char *fn, int status, void *buf, int64_t n, int64_t block,
+                              size_t item_bytes);
 
 /* Broadcast @p nbytes of @p buf from @p root (AQ_ERR_CALLBACK with a message if it fails). */
 int aqi_comm_broadcast(aq_context *ctx, const char *fn, void *buf, int64_t nbytes, int32_t root);
