@@ -65,17 +65,22 @@ static int same_result(const result *a, const result *b)
 
 /* ------------------------------------------------------------------ the pipeline host -- */
 
+typedef enum calib_mode { CALIB_ALL_ROWS, CALIB_OWN_ROWS, CALIB_OWN_ROWS_ALLREDUCE } calib_mode;
+
 typedef struct host {
     const float *W[2];
     const float *X;
     int fail_layer; /* calibrate of this layer fails (-1: none) */
     result *out;
+    calib_mode calib;  /* every rank adds all rows, or its share (then allreduce or not) */
+    int rank, size;
+    int64_t layers;    /* num_layers answer (2 unless a test makes ranks disagree) */
 } host;
 
 static int h_num_layers(int32_t *n, void *ud)
 {
-    (void)ud;
-    *n = 2;
+    const host *h = ud;
+    *n = (int32_t)h->layers;
     return 0;
 }
 
@@ -100,7 +105,12 @@ static int h_calibrate(int32_t layer, aq_hessian *H, void *ud)
     host *h = ud;
     if (layer == h->fail_layer)
         return 7;
-    return aq_hessian_add(H, h->X, CALIB, COLS) != AQ_OK;
+    if (h->calib == CALIB_ALL_ROWS)
+        return aq_hessian_add(H, h->X, CALIB, COLS) != AQ_OK;
+    const int r0 = CALIB * h->rank / h->size, r1 = CALIB * (h->rank + 1) / h->size;
+    if (aq_hessian_add(H, h->X + (size_t)r0 * COLS, r1 - r0, COLS) != AQ_OK)
+        return 1;
+    return h->calib == CALIB_OWN_ROWS_ALLREDUCE && aq_hessian_allreduce(H) != AQ_OK;
 }
 
 static int h_put_result(int32_t layer, const aq_quant *q, const aq_layer_report *rep, void *ud)
@@ -147,7 +157,7 @@ static void run_scenario(aq_context *ctx, scenario sc, const inputs *in, result 
     aq_format_parse(&f, sc == SC_INIT_OAEM_PRODUCT ? "1x8g4" : "2x6g8");
     memset(r, 0, sizeof *r);
     if (sc == SC_PIPELINE) {
-        host h = {{in->W, in->W2}, in->X, -1, r};
+        host h = {{in->W, in->W2}, in->X, -1, r, CALIB_ALL_ROWS, 0, 1, 2};
         aq_pipeline_callbacks cb = {sizeof cb, h_num_layers, h_layer_info, h_get_weight, h_calibrate,
                                     h_put_result, &h};
         aq_pipeline *p = NULL;
@@ -403,8 +413,12 @@ END_TEST
 typedef struct pipeline_job {
     shm_rank r;
     const inputs *in;
+    calib_mode calib;
+    int fail_rank;      /* calibrate of layer 1 fails on this rank (-1: none) */
+    int odd_rank;       /* this rank reports 3 layers (-1: none) */
     int status, host_status;
     char message[256];
+    result out;
 } pipeline_job;
 
 static void *pipeline_rank(void *arg)
@@ -414,9 +428,8 @@ static void *pipeline_rank(void *arg)
     aq_comm comm = shm_comm(&job->r);
     aq_format f;
     aq_pipeline *p = NULL;
-    result r;
-    memset(&r, 0, sizeof r);
-    host h = {{job->in->W, job->in->W2}, job->in->X, job->r.rank == 1 ? 1 : -1, &r};
+    host h = {{job->in->W, job->in->W2}, job->in->X, job->r.rank == job->fail_rank ? 1 : -1, &job->out,
+              job->calib, job->r.rank, job->r.world->size, job->r.rank == job->odd_rank ? 3 : 2};
     aq_pipeline_callbacks cb = {sizeof cb, h_num_layers, h_layer_info, h_get_weight, h_calibrate, h_put_result, &h};
     aq_format_init(&f);
     aq_format_parse(&f, "2x6g8");
@@ -427,25 +440,62 @@ static void *pipeline_rank(void *arg)
         job->host_status = aq_pipeline_host_status(p);
         snprintf(job->message, sizeof job->message, "%s", aq_context_last_error(ctx));
     }
-    result_free(&r);
     aq_pipeline_free(p);
     aq_context_free(ctx);
     return NULL;
+}
+
+static void run_pipelines(pipeline_job *jobs, int n, const inputs *in, calib_mode calib, int fail_rank, int odd_rank)
+{
+    memset(jobs, 0, sizeof(pipeline_job) * (size_t)n);
+    for (int t = 0; t < n; t++) {
+        jobs[t].in = in;
+        jobs[t].calib = calib;
+        jobs[t].fail_rank = fail_rank;
+        jobs[t].odd_rank = odd_rank;
+    }
+    ck_assert_int_eq(shm_run(n, 0, pipeline_rank, jobs, sizeof(pipeline_job)), 0);
 }
 
 START_TEST(test_host_failure_on_one_rank_is_callback_everywhere)
 {
     inputs in = make_inputs();
     pipeline_job jobs[MAX_RANKS];
-    memset(jobs, 0, sizeof jobs);
-    for (int t = 0; t < MAX_RANKS; t++)
-        jobs[t].in = &in;
-    ck_assert_int_eq(shm_run(MAX_RANKS, 0, pipeline_rank, jobs, sizeof(pipeline_job)), 0);
+    run_pipelines(jobs, MAX_RANKS, &in, CALIB_ALL_ROWS, 1, -1);
     for (int t = 0; t < MAX_RANKS; t++) {
         ck_assert_int_eq(jobs[t].status, AQ_ERR_CALLBACK);
         ck_assert_int_eq(jobs[t].host_status, t == 1 ? 7 : 0);
         if (t != 1)
             ck_assert_msg(strstr(jobs[t].message, "rank 1") != NULL, "rank %d's message: %s", t, jobs[t].message);
+        result_free(&jobs[t].out);
+    }
+    free_inputs(&in);
+}
+END_TEST
+
+/* Each rank calibrates on its own rows: without aq_hessian_allreduce the Hessians differ and
+ * every rank stops with AQ_ERR_MISMATCH; with it every rank gets the same result. Ranks that
+ * disagree on the number of layers stop the same way. */
+START_TEST(test_pipeline_checks_ranks_agree)
+{
+    inputs in = make_inputs();
+    pipeline_job jobs[MAX_RANKS];
+    run_pipelines(jobs, MAX_RANKS, &in, CALIB_OWN_ROWS, -1, -1);
+    for (int t = 0; t < MAX_RANKS; t++) {
+        ck_assert_msg(jobs[t].status == AQ_ERR_MISMATCH, "rank %d: %d (%s)", t, jobs[t].status, jobs[t].message);
+        result_free(&jobs[t].out);
+    }
+    run_pipelines(jobs, MAX_RANKS, &in, CALIB_OWN_ROWS_ALLREDUCE, -1, -1);
+    for (int t = 0; t < MAX_RANKS; t++) {
+        ck_assert_msg(jobs[t].status == AQ_OK, "rank %d: %d (%s)", t, jobs[t].status, jobs[t].message);
+        ck_assert(same_result(&jobs[t].out, &jobs[0].out));
+    }
+    for (int t = 0; t < MAX_RANKS; t++)
+        result_free(&jobs[t].out);
+    run_pipelines(jobs, MAX_RANKS, &in, CALIB_ALL_ROWS, -1, 2);
+    for (int t = 0; t < MAX_RANKS; t++) {
+        ck_assert_msg(jobs[t].status == AQ_ERR_MISMATCH, "rank %d: %d (%s)", t, jobs[t].status, jobs[t].message);
+        result_free(&jobs[t].out);
     }
     free_inputs(&in);
 }
@@ -517,6 +567,7 @@ static Suite *comm_suite(void)
     tcase_add_test(tc, test_hessian_allreduce_is_rank_ordered_merge);
     tcase_add_test(tc, test_cancel_on_one_rank_stops_every_rank);
     tcase_add_test(tc, test_host_failure_on_one_rank_is_callback_everywhere);
+    tcase_add_test(tc, test_pipeline_checks_ranks_agree);
     tcase_add_test(tc, test_transport_failure_is_callback);
     suite_add_tcase(s, tc);
     return s;

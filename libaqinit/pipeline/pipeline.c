@@ -109,6 +109,22 @@ static int host(aq_pipeline *p, int rc, const char *callback, int32_t layer)
     return aqi_comm_agree(p->ctx, "aq_pipeline_run", st);
 }
 
+/* With a communicator every rank must see the same @p n values (layer count, shapes, whether a
+ * resume file exists): rank 0's are broadcast and compared, AQ_ERR_MISMATCH on every rank if
+ * any rank differs (instead of ranks that go separate ways and wait for each other). */
+static int check_same_values(aq_pipeline *p, const char *what, int32_t layer, const int64_t *mine, int n)
+{
+    int64_t first[4];
+    int st = AQ_OK;
+    memcpy(first, mine, sizeof(int64_t) * (size_t)n);
+    st = aqi_comm_broadcast(p->ctx, "aq_pipeline_run", first, (int64_t)sizeof(int64_t) * n, 0);
+    if (st == AQ_OK && memcmp(first, mine, sizeof(int64_t) * (size_t)n) != 0)
+        st = aqi_fail(p->ctx, AQ_ERR_MISMATCH, "aq_pipeline_run: layer %d: this rank's %s differs from rank 0's "
+                      "(every rank must run the same model%s)", (int)layer, what,
+                      strcmp(what, "resume files") ? "" : " and see the same resume directory");
+    return aqi_comm_agree(p->ctx, "aq_pipeline_run", st);
+}
+
 /* With a communicator every rank must quantize the same weight with the same Hessian: rank 0's
  * fingerprints are broadcast and compared (AQ_ERR_MISMATCH on every rank if any differs). */
 static int check_same_inputs(aq_pipeline *p, int32_t layer, const aqi_provenance *pv)
@@ -164,7 +180,8 @@ static int fetch_weight(aq_pipeline *p, int32_t layer, int64_t rows, int64_t col
     st = host(p, p->cb.get_weight(layer, *out, p->cb.userdata), "get_weight", layer);
     snprintf(what, sizeof what, "the weight of layer %d", (int)layer);
     if (st == AQ_OK)
-        st = aqi_check_weights(p->ctx, "aq_pipeline_run", what, *out, rows, cols, cols);
+        st = aqi_comm_agree(p->ctx, "aq_pipeline_run",
+                            aqi_check_weights(p->ctx, "aq_pipeline_run", what, *out, rows, cols, cols));
     if (st != AQ_OK) {
         aqi_free(p->ctx, *out);
         *out = NULL;
@@ -178,9 +195,11 @@ static int fetch_hessian(aq_pipeline *p, int32_t layer, int64_t cols, aq_hessian
     int st = aqi_comm_agree(p->ctx, "aq_pipeline_run", aq_hessian_create(out, p->ctx, cols));
     if (st == AQ_OK)
         st = host(p, p->cb.calibrate(layer, *out, p->cb.userdata), "calibrate", layer);
-    if (st == AQ_OK && aq_hessian_num_samples(*out) == 0)
-        st = aqi_fail(p->ctx, AQ_ERR_INVALID_ARG, "aq_pipeline_run: calibrate added no samples for layer %d",
-                      (int)layer);
+    /* st is agreed here (host() agrees), so every rank takes the same branch */
+    if (st == AQ_OK)
+        st = aqi_comm_agree(p->ctx, "aq_pipeline_run", aq_hessian_num_samples(*out) != 0 ? AQ_OK
+                            : aqi_fail(p->ctx, AQ_ERR_INVALID_ARG, "aq_pipeline_run: calibrate added no samples "
+                                       "for layer %d", (int)layer));
     if (st != AQ_OK) {
         aq_hessian_free(*out);
         *out = NULL;
@@ -222,8 +241,13 @@ static int load_finished(aq_pipeline *p, int32_t layer, int64_t rows, int64_t co
         return AQ_OK;
     layer_path(p, layer, path, sizeof path, ".aqq");
     layer_path(p, layer, prov_path, sizeof prov_path, ".prov");
-    if (access(path, F_OK) != 0)
-        return AQ_OK;
+    {
+        const int64_t exists[2] = {access(path, F_OK) == 0, access(prov_path, F_OK) == 0};
+        if ((st = check_same_values(p, "resume files", layer, exists, 2)) != AQ_OK)
+            return st;
+        if (!exists[0])
+            return AQ_OK;
+    }
     describe_run(p, layer, rows, cols, &now);
     have_prov = access(prov_path, F_OK) == 0;
     if (have_prov && (st = aqi_provenance_load(p->ctx, prov_path, &saved)) != AQ_OK)
@@ -343,6 +367,11 @@ static int run_layer(aq_pipeline *p, int32_t layer, int32_t n_layers)
     report.init_error = report.final_error = NAN;
     if ((st = host(p, p->cb.layer_info(layer, &name, &rows, &cols, p->cb.userdata), "layer_info", layer)) != AQ_OK)
         return st;
+    {
+        const int64_t shape[2] = {rows, cols};
+        if ((st = check_same_values(p, "shape", layer, shape, 2)) != AQ_OK)
+            return st;
+    }
     if ((st = aq_format_check(p->ctx, &p->fmt, rows, cols)) != AQ_OK) {
         char why[512];
         aq_context_copy_last_error(p->ctx, why, sizeof why);
@@ -386,6 +415,11 @@ int aq_pipeline_run(aq_pipeline *p)
     p->host_status = 0;
     if ((st = host(p, p->cb.num_layers(&n_layers, p->cb.userdata), "num_layers", -1)) != AQ_OK)
         return st;
+    {
+        const int64_t count = n_layers;
+        if ((st = check_same_values(p, "layer count", -1, &count, 1)) != AQ_OK)
+            return st;
+    }
     if (n_layers < 0)
         return aqi_fail(p->ctx, AQ_ERR_INVALID_ARG, "aq_pipeline_run: num_layers gave %d", (int)n_layers);
     for (int32_t layer = 0; layer < n_layers && st == AQ_OK; layer++)
