@@ -18,24 +18,25 @@ static MPI_Comm state_comm(void *ud)
 
 #define PIECE ((int64_t)1 << 28) /* elements per MPI call, well below INT_MAX */
 
-static int allreduce_f64(double *buf, int64_t count, void *ud)
+static int allreduce_sum(void *buf, int64_t count, size_t elem, MPI_Datatype type, void *ud)
 {
     for (int64_t off = 0; off < count; off += PIECE) {
         int n = (int)(count - off < PIECE ? count - off : PIECE);
-        if (MPI_Allreduce(MPI_IN_PLACE, buf + off, n, MPI_DOUBLE, MPI_SUM, state_comm(ud)) != MPI_SUCCESS)
+        if (MPI_Allreduce(MPI_IN_PLACE, (char *)buf + (size_t)off * elem, n, type, MPI_SUM, state_comm(ud))
+            != MPI_SUCCESS)
             return -1;
     }
     return 0;
 }
 
+static int allreduce_f64(double *buf, int64_t count, void *ud)
+{
+    return allreduce_sum(buf, count, sizeof *buf, MPI_DOUBLE, ud);
+}
+
 static int allreduce_f32(float *buf, int64_t count, void *ud)
 {
-    for (int64_t off = 0; off < count; off += PIECE) {
-        int n = (int)(count - off < PIECE ? count - off : PIECE);
-        if (MPI_Allreduce(MPI_IN_PLACE, buf + off, n, MPI_FLOAT, MPI_SUM, state_comm(ud)) != MPI_SUCCESS)
-            return -1;
-    }
-    return 0;
+    return allreduce_sum(buf, count, sizeof *buf, MPI_FLOAT, ud);
 }
 
 static int broadcast(void *buf, int64_t nbytes, int32_t root, void *ud)
