@@ -120,6 +120,24 @@ int main(int argc, char **argv)
     CHECK(aq_context_comm_size(ctx) == size, "comm size");
     float *W = random_matrix(ROWS, COLS, 1), *X = random_matrix(CALIB, COLS, 2);
 
+    /* 0. the adapter's callbacks themselves: sums, broadcast from the last rank, agreement */
+    if (comm) {
+        double d[3] = {1.0 + my_rank, 0.5, -2.0 * my_rank};
+        float f[2] = {(float)my_rank, 1.0f};
+        unsigned char bytes[5] = {0};
+        int32_t status = my_rank == size - 1 ? AQ_ERR_NOMEM : 0, failed = -2;
+        const double n = size;
+        CHECK(comm->allreduce_sum_f64(d, 3, comm->userdata) == 0 && d[0] == n * (n + 1) / 2 && d[1] == 0.5 * n
+              && d[2] == -n * (n - 1), "allreduce_sum_f64");
+        CHECK(comm->allreduce_sum_f32(f, 2, comm->userdata) == 0 && f[0] == (float)(n * (n - 1) / 2) && f[1] == (float)n,
+              "allreduce_sum_f32");
+        if (my_rank == size - 1)
+            memcpy(bytes, "abcde", 5);
+        CHECK(comm->broadcast(bytes, 5, size - 1, comm->userdata) == 0 && !memcmp(bytes, "abcde", 5), "broadcast");
+        CHECK(comm->agree(&status, &failed, comm->userdata) == 0 && status == AQ_ERR_NOMEM && failed == size - 1,
+              "agree: %d from rank %d", (int)status, (int)failed);
+    }
+
     /* 1. init + optimize: every rank = the run without a communicator */
     bytes ref, got;
     CHECK(quantize(alone, W, X, &ref) == AQ_OK, "reference: %s", aq_context_last_error(alone));
