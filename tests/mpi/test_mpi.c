@@ -124,7 +124,7 @@ int main(int argc, char **argv)
     if (comm) {
         double d[3] = {1.0 + my_rank, 0.5, -2.0 * my_rank};
         float f[2] = {(float)my_rank, 1.0f};
-        unsigned char bytes[5] = {0};
+        unsigned char payload[5] = {0};
         int32_t status = my_rank == size - 1 ? AQ_ERR_NOMEM : 0, failed = -2;
         const double n = size;
         CHECK(comm->allreduce_sum_f64(d, 3, comm->userdata) == 0 && d[0] == n * (n + 1) / 2 && d[1] == 0.5 * n
@@ -132,8 +132,8 @@ int main(int argc, char **argv)
         CHECK(comm->allreduce_sum_f32(f, 2, comm->userdata) == 0 && f[0] == (float)(n * (n - 1) / 2) && f[1] == (float)n,
               "allreduce_sum_f32");
         if (my_rank == size - 1)
-            memcpy(bytes, "abcde", 5);
-        CHECK(comm->broadcast(bytes, 5, size - 1, comm->userdata) == 0 && !memcmp(bytes, "abcde", 5), "broadcast");
+            memcpy(payload, "abcde", 5);
+        CHECK(comm->broadcast(payload, 5, size - 1, comm->userdata) == 0 && !memcmp(payload, "abcde", 5), "broadcast");
         CHECK(comm->agree(&status, &failed, comm->userdata) == 0 && status == AQ_ERR_NOMEM && failed == size - 1,
               "agree: %d from rank %d", (int)status, (int)failed);
     }
