@@ -4,7 +4,10 @@
  * machine 2 ranks × 1 thread use the same 2 cores as 2 MPI processes would, without an MPI
  * install. For each stage — aq_init (OA-EM), one beam pass (aq_beam_search), one codebook
  * update (aq_update_codebooks) — it prints the seconds on 1 rank and on N ranks, the speedup,
- * the bytes each rank received, and whether the N-rank result is byte-identical to 1 rank.
+ * the bytes each rank received, and whether the N-rank result is byte-identical to 1 rank. Also
+ * each rank's thread CPU time (its own work, blocking waits excluded): with --threads 1 and
+ * OPENBLAS_NUM_THREADS=1 a rank computes on its thread alone, so the ratio of CPU times, 1 rank
+ * against the busiest of N, is the speedup the split allows, whatever else loads the machine.
  *
  *   bench-comm [--shape 4096x4096] [--format 2x8g8] [--ranks 2] [--threads 1] [--beam 8] [--seed 1]
  *
@@ -38,17 +41,22 @@ typedef struct rank_job {
     shm_rank r; /* first member (shm_run) */
     shared_input *in;
     int stage;
-    double seconds;
+    double seconds, cpu_seconds;
     int status;
     int64_t bytes;
     aq_quant *out;
 } rank_job;
 
-static double now(void)
+static double clock_seconds(clockid_t clock)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(clock, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double now(void)
+{
+    return clock_seconds(CLOCK_MONOTONIC);
 }
 
 static void *rank_main(void *arg)
@@ -73,11 +81,12 @@ static void *rank_main(void *arg)
         st = aq_quant_clone(&job->out, job->in->start[job->stage]);
     }
     /* a rank that failed above still makes the collective call, so that no rank waits forever */
-    const double t0 = now();
+    const double t0 = now(), c0 = clock_seconds(CLOCK_THREAD_CPUTIME_ID);
     int st_call = job->stage == ST_INIT     ? aq_init(ctx, job->out, job->in->W, cfg->cols, job->in->H, o)
                   : job->stage == ST_BEAM ? aq_beam_search(ctx, job->out, job->in->W, cfg->cols, job->in->H, o)
                                           : aq_update_codebooks(ctx, job->out, job->in->W, cfg->cols, job->in->H, o);
     job->seconds = now() - t0;
+    job->cpu_seconds = clock_seconds(CLOCK_THREAD_CPUTIME_ID) - c0;
     job->status = st != AQ_OK ? st : st_call;
     job->bytes = job->r.bytes_received;
     aq_options_free(o);
@@ -96,7 +105,7 @@ static int same_quant(const aq_quant *a, const aq_quant *b)
 }
 
 /* Run @p stage on @p n ranks; the result of rank 0 in *out (the caller frees). */
-static int run_stage(shared_input *in, int stage, int n, double *seconds, int64_t *bytes, aq_quant **out)
+static int run_stage(shared_input *in, int stage, int n, double *seconds, double *cpu, int64_t *bytes, aq_quant **out)
 {
     rank_job jobs[SHM_MAX_RANKS];
     memset(jobs, 0, sizeof jobs);
@@ -106,12 +115,14 @@ static int run_stage(shared_input *in, int stage, int n, double *seconds, int64_
     }
     if (shm_run(n, 0, rank_main, jobs, sizeof(rank_job)) != 0)
         return -1;
-    *seconds = 0;
+    *seconds = *cpu = 0;
     *bytes = 0;
     int st = AQ_OK;
     for (int t = 0; t < n; t++) {
         if (jobs[t].seconds > *seconds)
             *seconds = jobs[t].seconds; /* the stage ends when its slowest rank does */
+        if (jobs[t].cpu_seconds > *cpu)
+            *cpu = jobs[t].cpu_seconds;
         if (jobs[t].bytes > *bytes)
             *bytes = jobs[t].bytes;
         if (jobs[t].status != AQ_OK)
@@ -175,30 +186,34 @@ int main(int argc, char **argv)
         return 1;
     printf("bench-comm: %" PRId64 "x%" PRId64 " %s, beam %d, %d thread(s) per rank, 1 vs %d ranks (in-process)\n",
            cfg.rows, cfg.cols, cfg.format, cfg.beam, cfg.threads, cfg.ranks);
-    printf("%-18s %10s %10s %8s %14s %s\n", "stage", "1 rank s", "N ranks s", "speedup", "MiB recv/rank", "bits");
-    double total1 = 0, totalN = 0;
+    printf("%-18s %10s %10s %8s %10s %10s %8s %14s %s\n", "stage", "1 rank s", "N ranks s", "speedup", "cpu 1 s",
+           "cpu max N", "ratio", "MiB recv/rank", "bits");
+    double total1 = 0, totalN = 0, cpu1 = 0, cpuN = 0;
     for (int stage = 0; stage < N_STAGES; stage++) {
-        double s1, sN;
+        double s1, sN, c1, cN;
         int64_t b1, bN;
         aq_quant *q1 = NULL, *qN = NULL;
-        int st1 = run_stage(&in, stage, 1, &s1, &b1, &q1);
-        int stN = run_stage(&in, stage, cfg.ranks, &sN, &bN, &qN);
+        int st1 = run_stage(&in, stage, 1, &s1, &c1, &b1, &q1);
+        int stN = run_stage(&in, stage, cfg.ranks, &sN, &cN, &bN, &qN);
         if (st1 != AQ_OK || stN != AQ_OK) {
             fprintf(stderr, "bench-comm: %s failed (%d / %d)\n", stage_names[stage], st1, stN);
             return 1;
         }
-        printf("%-18s %10.2f %10.2f %7.2fx %14.2f %s\n", stage_names[stage], s1, sN, s1 / sN,
-               (double)bN / (1 << 20), same_quant(q1, qN) ? "identical" : "DIFFERENT");
+        printf("%-18s %10.2f %10.2f %7.2fx %10.2f %10.2f %7.2fx %14.2f %s\n", stage_names[stage], s1, sN, s1 / sN, c1,
+               cN, c1 / cN, (double)bN / (1 << 20), same_quant(q1, qN) ? "identical" : "DIFFERENT");
         fflush(stdout);
         total1 += s1;
         totalN += sN;
+        cpu1 += c1;
+        cpuN += cN;
         if (stage + 1 < N_STAGES)
             in.start[stage + 1] = q1; /* the next stage starts from this one's result */
         else
             aq_quant_free(q1);
         aq_quant_free(qN);
     }
-    printf("%-18s %10.2f %10.2f %7.2fx\n", "all three", total1, totalN, total1 / totalN);
+    printf("%-18s %10.2f %10.2f %7.2fx %10.2f %10.2f %7.2fx\n", "all three", total1, totalN, total1 / totalN, cpu1,
+           cpuN, cpu1 / cpuN);
     for (int stage = 0; stage < N_STAGES; stage++)
         aq_quant_free(in.start[stage]);
     synth_free(&layer);
