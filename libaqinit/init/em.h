@@ -90,8 +90,10 @@ void aqi_em_bounds_free(aqi_em_work *w);
 void aqi_em_bounds_mark(aqi_em_work *w, const float *C);
 int aqi_em_estep_bounded(aqi_em_work *w, const float *R, const float *C, int32_t *codes, int guard,
                          int64_t *n_changed);
-/* The exchange after a sharded Mahalanobis E-step over input groups [j0, j1) (em.c). */
+/* The exchanges after a sharded E-step (em.c): over input groups [j0, j1) (Mahalanobis) or
+ * points [i0, i1) (Euclidean); codes travel as 16 bits. */
 int aqi_em_share_group_codes(aqi_em_work *w, int status, int32_t *codes, int64_t j0, int64_t j1);
+int aqi_em_share_point_codes(aqi_em_work *w, int status, int32_t *codes, int64_t i0, int64_t i1);
 
 /* Seeding: K centroids from K distinct random points (all points and repeats if K > N), or
  * k-means++ (D² sampling, Euclidean). */

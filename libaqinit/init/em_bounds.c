@@ -226,7 +226,7 @@ int aqi_em_estep_bounded(aqi_em_work *w, const float *R, const float *C, int32_t
     int64_t i0, i1;
     aqi_comm_my_share(w->ctx, w->metric->n_points, &i0, &i1);
     st = aqi_parallel_for_range(w->ctx, i0, i1, bounds_range, &job);
-    if ((st = aqi_comm_allgather(w->ctx, "aq_init", st, codes, w->metric->n_points, sizeof(int32_t))) != AQ_OK)
+    if ((st = aqi_em_share_point_codes(w, st, codes, i0, i1)) != AQ_OK)
         return st;
     w->bounds_valid = 1;
     *n_changed = 0;
