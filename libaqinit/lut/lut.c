@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "lut/lut.h"
+#include "lut/lut_int16.h"
 #include "lut/lut_kernels.h"
 
 #define AQI_MATMUL_DENSE_MIN_ROWS 8      /* from this batch size on: dequantize + sgemm */
@@ -375,6 +376,19 @@ static int matvec_direct(const aq_quant *q, const float *x, float *y, int isa, i
     return aqi_parallel_for(q->ctx, n_workers, direct_worker, &job);
 }
 
+/* ---------------------------------------------------------------- int16 tables */
+
+/* Work as for the float tables: one read per code, the build's FMAs / 8. */
+static int matvec_int16(const aq_quant *q, const float *x, float *y, int isa, int flags)
+{
+    const double work = (double)q->rows * q->n_in_groups * q->M + (double)q->n_in_groups * q->M * q->K * q->g / 8;
+    const int vbmi = isa == AQI_ISA_AVX512 && aqi_lut16_vbmi_available();
+    const int avx2_build = isa != AQI_ISA_PORTABLE && q->g == 8;
+    const int64_t n_blocks = (q->n_in_groups * q->M + AQI_Q16_BLOCK - 1) / AQI_Q16_BLOCK;
+    const int64_t n_workers = n_threads_for(q, work, n_blocks > q->rows ? n_blocks : q->rows, flags);
+    return aqi_lut16_matvec(q, x, y, vbmi, avx2_build, n_workers);
+}
+
 /* ---------------------------------------------------------------- dispatch */
 
 int aqi_lut_isa_available(int isa)
@@ -389,6 +403,17 @@ int aqi_lut_isa_available(int isa)
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif
     return 0;
+}
+
+int aqi_lut16_vbmi_available(void)
+{
+#ifdef AQI_LUT_X86
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+           && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi");
+#else
+    return 0;
+#endif
 }
 
 int aqi_lut_best_isa(void)
@@ -420,6 +445,8 @@ int aqi_quant_matvec_isa(const aq_quant *q, const float *x, float *y, int isa, i
         return aqi_fail(q->ctx, AQ_ERR_UNSUPPORTED, "%s: kernel %d is not available on this CPU", fn, isa);
     if (!aqi_all_finite_f32(x, 1, q->cols, q->cols))
         return aqi_fail(q->ctx, AQ_ERR_NONFINITE, "%s: x contains NaN or Inf", fn);
+    if ((flags & AQI_LUT_INT16) && aqi_lut16_supported(q))
+        return matvec_int16(q, x, y, isa, flags);
     if ((flags & AQI_LUT_FORCE_TABLES) || (aqi_lut_uses_tables(q) && !(flags & AQI_LUT_FORCE_DIRECT)))
         return matvec_lut(q, x, y, isa, flags);
     return matvec_direct(q, x, y, isa, flags);
@@ -430,9 +457,22 @@ int aq_quant_matvec(const aq_quant *q, const float *x, float *y)
     return aqi_quant_matvec_isa(q, x, y, aqi_lut_best_isa(), 0);
 }
 
-int aq_quant_matmul(const aq_quant *q, const float *X, int64_t n, int64_t ldx, float *Y, int64_t ldy)
+int aq_quant_matvec_kernel(const aq_quant *q, const float *x, float *y, int kernel)
 {
-    const char *fn = "aq_quant_matmul";
+    const int isa = aqi_lut_best_isa();
+    if (!q)
+        return AQ_ERR_INVALID_ARG;
+    if (kernel != AQ_MATVEC_EXACT && kernel != AQ_MATVEC_INT16)
+        return aqi_fail(q->ctx, AQ_ERR_INVALID_ARG, "aq_quant_matvec_kernel: unknown kernel %d", kernel);
+    /* the int16 tables only where they are fast: the VBMI kernel */
+    const int int16 = kernel == AQ_MATVEC_INT16 && isa == AQI_ISA_AVX512 && aqi_lut16_vbmi_available();
+    return aqi_quant_matvec_isa(q, x, y, isa, int16 ? AQI_LUT_INT16 : 0);
+}
+
+/* Y = X Ŵᵀ: mat-vecs of kernel @p kernel for small batches, dequantize + sgemm from @p dense_min rows on. */
+static int matmul(const aq_quant *q, const float *X, int64_t n, int64_t ldx, float *Y, int64_t ldy, int kernel,
+                  const char *fn)
+{
     float *W = NULL;
     size_t bytes;
     int st = AQ_OK;
@@ -447,7 +487,7 @@ int aq_quant_matmul(const aq_quant *q, const float *X, int64_t n, int64_t ldx, f
         return aqi_fail(q->ctx, AQ_ERR_OVERFLOW, "%s: sizes exceed BLAS's int", fn);
     if (n < AQI_MATMUL_DENSE_MIN_ROWS) {
         for (int64_t r = 0; r < n && st == AQ_OK; r++)
-            st = aq_quant_matvec(q, X + r * ldx, Y + r * ldy);
+            st = aq_quant_matvec_kernel(q, X + r * ldx, Y + r * ldy, kernel);
         return st;
     }
     if (!aqi_all_finite_f32(X, n, q->cols, ldx))
@@ -461,4 +501,16 @@ int aq_quant_matmul(const aq_quant *q, const float *X, int64_t n, int64_t ldx, f
                 (int)q->cols, 0.0f, Y, (int)ldy);
     aqi_free(q->ctx, W);
     return AQ_OK;
+}
+
+int aq_quant_matmul(const aq_quant *q, const float *X, int64_t n, int64_t ldx, float *Y, int64_t ldy)
+{
+    return matmul(q, X, n, ldx, Y, ldy, AQ_MATVEC_EXACT, "aq_quant_matmul");
+}
+
+int aq_quant_matmul_kernel(const aq_quant *q, const float *X, int64_t n, int64_t ldx, float *Y, int64_t ldy, int kernel)
+{
+    if (q && kernel != AQ_MATVEC_EXACT && kernel != AQ_MATVEC_INT16)
+        return aqi_fail(q->ctx, AQ_ERR_INVALID_ARG, "aq_quant_matmul_kernel: unknown kernel %d", kernel);
+    return matmul(q, X, n, ldx, Y, ldy, kernel, "aq_quant_matmul_kernel");
 }
