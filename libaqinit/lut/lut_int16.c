@@ -14,6 +14,9 @@
 #include "lut/lut_kernels.h" /* the float table builds */
 
 #define AQI_Q16_TASKS_PER_THREAD 4
+#ifndef AQI_Q16_GROUP
+#define AQI_Q16_GROUP 8 /* blocks whose tables (256 KB, in L2) a row block walks at once */
+#endif
 
 typedef struct q16_job {
     const aq_quant *q;
@@ -71,7 +74,7 @@ static void build_block(const q16_job *job, int64_t b, float *ftab)
             /* |f·inv| ≤ 32767 (up to rounding, which rounds back to 32767) */
             const int v = (int)nearbyintf(f[s * K + k] * inv);
             tab[s * 512 + k] = (uint8_t)(v & 0xFF);
-            tab[s * 512 + 256 + k] = (uint8_t)((v >> 8) & 0xFF);
+            tab[s * 512 + 256 + k] = (uint8_t)((v >> 8) + 128);
         }
 }
 
@@ -91,17 +94,17 @@ static void run_task(const q16_job *job, int64_t t)
     const int64_t rb0 = job->n_row_blocks * t / job->n_tasks, rb1 = job->n_row_blocks * (t + 1) / job->n_tasks;
     float *yb = job->yacc + rb0 * AQI_Q16_ROWS;
     memset(yb, 0, sizeof(float) * (size_t)((rb1 - rb0) * AQI_Q16_ROWS));
-    for (int64_t b = 0; b < job->n_blocks; b++) {
-        const uint8_t *tab = job->tabs + b * AQI_Q16_TAB_BYTES;
-        for (int64_t rb = rb0; rb < rb1; rb++) {
+    for (int64_t b0 = 0; b0 < job->n_blocks; b0 += AQI_Q16_GROUP)
+        for (int64_t rb = rb0; rb < rb1; rb++)
+            for (int64_t b = b0; b < b0 + AQI_Q16_GROUP && b < job->n_blocks; b++) {
+                const uint8_t *tab = job->tabs + b * AQI_Q16_TAB_BYTES;
 #ifdef AQI_LUT_X86
-            if (job->vbmi)
-                aqi_lut16_block_vbmi(q, tab, job->d[b], b, rb * AQI_Q16_ROWS, job->yacc + rb * AQI_Q16_ROWS);
-            else
+                if (job->vbmi)
+                    aqi_lut16_block_vbmi(q, tab, job->d[b], b, rb * AQI_Q16_ROWS, job->yacc + rb * AQI_Q16_ROWS);
+                else
 #endif
-                aqi_lut16_block_portable(q, tab, job->d[b], b, rb * AQI_Q16_ROWS, job->yacc + rb * AQI_Q16_ROWS);
-        }
-    }
+                    aqi_lut16_block_portable(q, tab, job->d[b], b, rb * AQI_Q16_ROWS, job->yacc + rb * AQI_Q16_ROWS);
+            }
     for (int64_t r = rb0 * AQI_Q16_ROWS; r < rb1 * AQI_Q16_ROWS && r < q->rows; r++) {
         const int i = (int)(r % AQI_Q16_ROWS);
         const float v = job->yacc[r - i + (job->vbmi ? aqi_lut16_perm(i) : i)];
@@ -159,7 +162,7 @@ int aqi_lut16_matvec(const aq_quant *q, const float *x, float *y, int vbmi, int 
     return st;
 }
 
-/* A_{b,r} of (1) entry by entry: q = low byte | high byte << 8 as int16. */
+/* A_{b,r} of (1) entry by entry: q = 256·(high byte − 128) + low byte. */
 void aqi_lut16_block_portable(const aq_quant *q, const uint8_t *tab, float d, int64_t b, int64_t r0, float *yb)
 {
     const int64_t n = q->n_in_groups * q->M, s0 = b * AQI_Q16_BLOCK;
@@ -170,7 +173,7 @@ void aqi_lut16_block_portable(const aq_quant *q, const uint8_t *tab, float d, in
         int32_t a = 0;
         for (int64_t s = 0; s < len; s++) {
             const uint8_t *t = tab + s * 512;
-            a += (int16_t)(uint16_t)(t[c[s]] | (t[256 + c[s]] << 8));
+            a += 256 * ((int32_t)t[256 + c[s]] - 128) + t[c[s]];
         }
         yb[r - r0] = fmaf(d, (float)a, yb[r - r0]);
     }

@@ -3,13 +3,15 @@
  * The n = J·M code positions s = j·M + m of a row are cut into blocks of AQI_Q16_BLOCK. Block b
  * has one scale d_b = max_{s ∈ b, k} |lut[s][k]| / 32767 and int16 tables
  *   q[s][k] = round(lut[s][k] / d_b),   lut[s][k] = ⟨x_j, C_m[k]⟩,
- * kept as two byte planes per position (256 low bytes, then 256 high bytes; k ≥ K and positions
- * past n are 0). Row r of output group p = r:
+ * kept as two byte planes per position: 256 low bytes L = q mod 256, then 256 biased high bytes
+ * H' = ⌊q / 256⌋ + 128, so q = 256·(H' − 128) + L; entries k ≥ K and positions past n are 0 (and
+ * positions past n are never counted). Row r of output group p = r:
  *   y_r = s_p · Σ_b d_b · A_{b,r},   A_{b,r} = Σ_{s ∈ b} q[s][code(r, s)]            (1)
  * with A exact in int32 and the sum over b in float, fmaf in the order b = 0, 1, ...; so every
  * kernel and every thread count gives the same bits. Rounding each entry by at most d_b/2:
  *   |y_r − s_p Σ_s lut[s][code(r, s)]| ≤ |s_p| Σ_b n_b·d_b/2  (n_b positions in block b)  (2)
- * plus the float rounding of the tables and of (1). */
+ * plus the float rounding of the tables and of (1). Kernels may sum the two planes apart:
+ *   A_{b,r} = 256·(Σ_s H'[s][code] − 128·n_b) + Σ_s L[s][code],  both sums < 2^15 for n_b ≤ 64  (3) */
 #ifndef AQINIT_LUT_INT16_H
 #define AQINIT_LUT_INT16_H
 
@@ -31,11 +33,11 @@ int aqi_lut16_matvec(const aq_quant *q, const float *x, float *y, int vbmi, int 
  * with A from the block's tables @p tab. The portable kernel keeps row r0 + i at yb[i]; the VBMI
  * kernel at yb[aqi_lut16_perm(i)]. */
 void aqi_lut16_block_portable(const aq_quant *q, const uint8_t *tab, float d, int64_t b, int64_t r0, float *yb);
-/* Slot of row r0 + i in the VBMI kernel's yb (its unpack order): 16·a + 4·l + e for
- * i = 16·l + 4·a + e. */
+/* Slot of row r0 + i in the VBMI kernel's yb: its 16-bit sums hold the even rows and the odd
+ * rows (bytes) apart, each widened in two halves of 16. */
 static inline int aqi_lut16_perm(int i)
 {
-    return 16 * ((i >> 2) & 3) + 4 * (i >> 4) + (i & 3);
+    return 16 * ((i >> 5) + 2 * (i & 1)) + ((i >> 1) & 15);
 }
 #ifdef AQI_LUT_X86
 void aqi_lut16_block_vbmi(const aq_quant *q, const uint8_t *tab, float d, int64_t b, int64_t r0, float *yb);

@@ -5,10 +5,9 @@
  * them into one register per position with the 64 rows' codes in order (register i holds
  * position rev4(i), rev4 reversing 4 bits). A position's 256-entry table lives in 8 registers
  * (two byte planes of 4); vpermi2b looks up 128 entries by the code's low 7 bits, a blend on
- * bit 7 picks the half, so 64 rows read their entry in 3 instructions per plane. Low and high
- * bytes interleave into int16 words; words of two positions interleave into dwords that vpmaddwd
- * by 1 adds into the int32 sums A of (1). The sums' lanes hold rows in unpack order
- * (aqi_lut16_perm). */
+ * bit 7 picks the half, so 64 rows read their entry in 3 instructions per plane. The bytes of
+ * each plane are summed by (3) in 16-bit lanes, even rows masked and odd rows shifted down (no
+ * shuffles), and widened to int32 once per block (rows then in the order of aqi_lut16_perm). */
 #include <math.h>
 
 #include "lut/lut_int16.h"
@@ -18,6 +17,9 @@
 
 #define AQI_VBMI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi")))
 #define AQI_INLINE static inline __attribute__((always_inline))
+#ifndef AQI_Q16_PF
+#define AQI_Q16_PF 64
+#endif
 
 /* Entry of every lane's code in a 256-byte plane held in p[0..4). */
 AQI_VBMI AQI_INLINE __m512i plane_lookup(__m512i code, __mmask64 bit7, const __m512i p[4])
@@ -26,10 +28,11 @@ AQI_VBMI AQI_INLINE __m512i plane_lookup(__m512i code, __mmask64 bit7, const __m
     return _mm512_mask_blend_epi8(bit7, lo, hi);
 }
 
-/* int16 entries of the table at @p t for the 64 codes in @p code: words of rows 16l + 0..7
- * (*w_lo) and 16l + 8..15 (*w_hi) in lane l. */
-AQI_VBMI AQI_INLINE void lookup16(const uint8_t *t, __m512i code, __m512i *w_lo, __m512i *w_hi)
+/* Bytes of the two planes of the table at @p t for the 64 codes in @p code, into the four
+ * 16-bit sums of (3): even and odd rows (bytes) of the low plane, of the biased high plane. */
+AQI_VBMI AQI_INLINE void lookup_add(const uint8_t *t, __m512i code, __m512i acc[4])
 {
+    const __m512i low8 = _mm512_set1_epi16(0x00FF);
     __m512i lo[4], hi[4];
     for (int i = 0; i < 4; i++) {
         lo[i] = _mm512_loadu_si512(t + 64 * i);
@@ -37,8 +40,10 @@ AQI_VBMI AQI_INLINE void lookup16(const uint8_t *t, __m512i code, __m512i *w_lo,
     }
     const __mmask64 bit7 = _mm512_movepi8_mask(code);
     const __m512i l = plane_lookup(code, bit7, lo), h = plane_lookup(code, bit7, hi);
-    *w_lo = _mm512_unpacklo_epi8(l, h);
-    *w_hi = _mm512_unpackhi_epi8(l, h);
+    acc[0] = _mm512_add_epi16(acc[0], _mm512_and_si512(l, low8));
+    acc[1] = _mm512_add_epi16(acc[1], _mm512_srli_epi16(l, 8));
+    acc[2] = _mm512_add_epi16(acc[2], _mm512_and_si512(h, low8));
+    acc[3] = _mm512_add_epi16(acc[3], _mm512_srli_epi16(h, 8));
 }
 
 /* Register i = rows r0 + 16l + i (lanes l), 16 codes from @p col of each, the codes past @p len
@@ -77,6 +82,7 @@ AQI_VBMI AQI_INLINE void transpose16(__m512i a[16])
     }
 }
 
+/* position of register i after transpose16 */
 static const int rev4[16] = {0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15};
 
 AQI_VBMI void aqi_lut16_block_vbmi(const aq_quant *q, const uint8_t *tab, float d, int64_t b, int64_t r0, float *yb)
@@ -84,13 +90,11 @@ AQI_VBMI void aqi_lut16_block_vbmi(const aq_quant *q, const uint8_t *tab, float 
     const int64_t n = q->n_in_groups * q->M, s0 = b * AQI_Q16_BLOCK;
     const int64_t len = s0 + AQI_Q16_BLOCK < n ? AQI_Q16_BLOCK : n - s0;
     const uint8_t *row[AQI_Q16_ROWS];
-    const __m512i one = _mm512_set1_epi16(1);
     for (int i = 0; i < AQI_Q16_ROWS; i++) {
         const int64_t r = r0 + i < q->rows ? r0 + i : q->rows - 1;
         row[i] = (const uint8_t *)q->codes + r * n + s0;
-        /* the next row block's codes of this block, 64 rows on (its lines are a row stride apart) */
-        if (r0 + AQI_Q16_ROWS + i < q->rows)
-            _mm_prefetch((const char *)(row[i] + AQI_Q16_ROWS * n), _MM_HINT_T0);
+        /* the codes of the next block of the same row, which the caller reads next */
+        _mm_prefetch((const char *)(row[i] + AQI_Q16_PF), _MM_HINT_T0);
     }
     __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
                       _mm512_setzero_si512()};
@@ -99,19 +103,21 @@ AQI_VBMI void aqi_lut16_block_vbmi(const aq_quant *q, const uint8_t *tab, float 
         load_rows(row, c0, len - c0, a);
         transpose16(a);
         /* positions past len have zero tables (and codes 0): they add 0 */
-        for (int i = 0; i < 16; i += 2) {
-            __m512i u_lo, u_hi, v_lo, v_hi;
-            lookup16(tab + (c0 + rev4[i]) * 512, a[i], &u_lo, &u_hi);
-            lookup16(tab + (c0 + rev4[i + 1]) * 512, a[i + 1], &v_lo, &v_hi);
-            acc[0] = _mm512_add_epi32(acc[0], _mm512_madd_epi16(_mm512_unpacklo_epi16(u_lo, v_lo), one));
-            acc[1] = _mm512_add_epi32(acc[1], _mm512_madd_epi16(_mm512_unpackhi_epi16(u_lo, v_lo), one));
-            acc[2] = _mm512_add_epi32(acc[2], _mm512_madd_epi16(_mm512_unpacklo_epi16(u_hi, v_hi), one));
-            acc[3] = _mm512_add_epi32(acc[3], _mm512_madd_epi16(_mm512_unpackhi_epi16(u_hi, v_hi), one));
-        }
+        for (int i = 0; i < 16; i++)
+            lookup_add(tab + (c0 + rev4[i]) * 512, a[i], acc);
     }
+    /* (3): A = 256·(ΣH' − 128·len) + ΣL, per row in int32; slot k of yb: even rows 0..31 (k = 0)
+     * and 32..63 (k = 1), odd rows (k = 2, 3) */
     const __m512 vd = _mm512_set1_ps(d);
-    for (int k = 0; k < 4; k++) /* yb = fmaf(d, A, yb), lane for lane */
-        _mm512_storeu_ps(yb + 16 * k, _mm512_fmadd_ps(vd, _mm512_cvtepi32_ps(acc[k]), _mm512_loadu_ps(yb + 16 * k)));
+    const __m512i bias = _mm512_set1_epi32((int)(128 * len));
+    for (int k = 0; k < 4; k++) {
+        const int odd = k >> 1, half = k & 1;
+        const __m256i lw = half ? _mm512_extracti64x4_epi64(acc[odd], 1) : _mm512_castsi512_si256(acc[odd]);
+        const __m256i hw = half ? _mm512_extracti64x4_epi64(acc[2 + odd], 1) : _mm512_castsi512_si256(acc[2 + odd]);
+        const __m512i h32 = _mm512_sub_epi32(_mm512_cvtepu16_epi32(hw), bias);
+        const __m512i a32 = _mm512_add_epi32(_mm512_slli_epi32(h32, 8), _mm512_cvtepu16_epi32(lw));
+        _mm512_storeu_ps(yb + 16 * k, _mm512_fmadd_ps(vd, _mm512_cvtepi32_ps(a32), _mm512_loadu_ps(yb + 16 * k)));
+    }
 }
 
 /* The rounding of build_block (lut_int16.c) 16 entries at a time: the same products and the same
@@ -119,17 +125,18 @@ AQI_VBMI void aqi_lut16_block_vbmi(const aq_quant *q, const uint8_t *tab, float 
 AQI_VBMI void aqi_lut16_quantize_avx512(const float *f, int64_t n_pos, int64_t K, float inv, uint8_t *tab)
 {
     const __m512 vinv = _mm512_set1_ps(inv);
+    const __m512i bias = _mm512_set1_epi32(128);
     for (int64_t s = 0; s < n_pos; s++) {
         int64_t k = 0;
         for (; k + 16 <= K; k += 16) {
             const __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(f + s * K + k), vinv));
             _mm_storeu_si128((__m128i *)(void *)(tab + s * 512 + k), _mm512_cvtepi32_epi8(v));
-            _mm_storeu_si128((__m128i *)(void *)(tab + s * 512 + 256 + k), _mm512_cvtepi32_epi8(_mm512_srai_epi32(v, 8)));
+            _mm_storeu_si128((__m128i *)(void *)(tab + s * 512 + 256 + k), _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_srai_epi32(v, 8), bias)));
         }
         for (; k < K; k++) {
             const int v = (int)nearbyintf(f[s * K + k] * inv);
             tab[s * 512 + k] = (uint8_t)(v & 0xFF);
-            tab[s * 512 + 256 + k] = (uint8_t)((v >> 8) & 0xFF);
+            tab[s * 512 + 256 + k] = (uint8_t)((v >> 8) + 128);
         }
     }
 }
