@@ -29,6 +29,9 @@
 #include "lut/lut_kernels.h"
 
 #define AQI_MATMUL_DENSE_MIN_ROWS 8      /* from this batch size on: dequantize + sgemm */
+#ifndef AQI_MATMUL_INT16_DENSE_MIN_ROWS
+#define AQI_MATMUL_INT16_DENSE_MIN_ROWS 96 /* the same with the int16 tables (measured: docs/results.md) */
+#endif
 #define AQI_LUT_SUB_FLOATS 4096          /* table of a sub-slice: 16 KB, half of a 32-KB L1 */
 #define AQI_LUT_SLICE_FLOATS 16384       /* table of a slice: 64 KB */
 #define AQI_LUT_PACK_BYTES 32768         /* packed codes of a chunk of output groups */
@@ -485,7 +488,9 @@ static int matmul(const aq_quant *q, const float *X, int64_t n, int64_t ldx, flo
         return st;
     if (n > INT32_MAX || q->rows > INT32_MAX || q->cols > INT32_MAX)
         return aqi_fail(q->ctx, AQ_ERR_OVERFLOW, "%s: sizes exceed BLAS's int", fn);
-    if (n < AQI_MATMUL_DENSE_MIN_ROWS) {
+    if (n < (kernel == AQ_MATVEC_INT16 && aqi_lut_best_isa() == AQI_ISA_AVX512 && aqi_lut16_vbmi_available()
+                 ? AQI_MATMUL_INT16_DENSE_MIN_ROWS
+                 : AQI_MATMUL_DENSE_MIN_ROWS)) {
         for (int64_t r = 0; r < n && st == AQ_OK; r++)
             st = aq_quant_matvec_kernel(q, X + r * ldx, Y + r * ldy, kernel);
         return st;
