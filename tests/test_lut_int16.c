@@ -180,6 +180,17 @@ START_TEST(public_kernel_choice)
     ck_assert_int_eq(aq_quant_matvec(qw, x, y0), AQ_OK); /* 16-bit codes: the exact kernel */
     ck_assert_int_eq(aq_quant_matvec_kernel(qw, x, y1, AQ_MATVEC_INT16), AQ_OK);
     ck_assert(!memcmp(y0, y1, sizeof(float) * 40));
+    for (int64_t n = 3; n <= 100; n += 97) { /* int16 mat-vecs (3 rows), dequantize + sgemm (100) */
+        float *X = tu_random_matrix(n, 256, 803), *Y = malloc(sizeof(float) * (size_t)(n * 300));
+        ck_assert_int_eq(aq_quant_matmul_kernel(q, X, n, 256, Y, 300, AQ_MATVEC_INT16), AQ_OK);
+        for (int64_t r = 0; r < n; r += 97) {
+            naive_with_bound(q, X + r * 256, ref, bound);
+            check_bound(q, Y + r * 300, ref, bound, "matmul int16");
+        }
+        free(X);
+        free(Y);
+    }
+    ck_assert_int_eq(aq_quant_matmul_kernel(q, x, 1, 256, y1, 300, 7), AQ_ERR_INVALID_ARG);
     ck_assert_int_eq(aq_quant_matvec_kernel(q, x, y1, 7), AQ_ERR_INVALID_ARG);
     ck_assert_ptr_nonnull(strstr(aq_context_last_error(ctx), "kernel"));
     ck_assert_int_eq(aq_quant_matvec_kernel(NULL, x, y1, AQ_MATVEC_INT16), AQ_ERR_INVALID_ARG);
