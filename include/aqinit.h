@@ -357,9 +357,11 @@ AQ_API int aq_quant_matvec(const aq_quant *q, const float *x, float *y);
 AQ_API int aq_quant_matvec_kernel(const aq_quant *q, const float *x, float *y, int kernel);
 /** Y = X Ŵᵀ for @p n input rows X (n × cols, leading dimension @p ldx) into Y (n × rows,
  *  leading dimension @p ldy): aq_quant_matvec() per row for small batches, dequantize +
- *  cblas_sgemm from 8 rows on. */
+ *  cblas_sgemm from a crossover on (16·g/M rows for the table path, e.g. 64 for 2x8 g8; 16/M
+ *  for the direct path; at least 8). */
 AQ_API int aq_quant_matmul(const aq_quant *q, const float *X, int64_t n, int64_t ldx, float *Y, int64_t ldy);
-/** aq_quant_matmul() whose mat-vecs (small batches) use the kernel @p kernel (AQ_MATVEC_*). */
+/** aq_quant_matmul() whose mat-vecs (small batches) use the kernel @p kernel (AQ_MATVEC_*);
+ *  with the int16 tables the crossover is 24·g/M rows (96 for 2x8 g8). */
 AQ_API int aq_quant_matmul_kernel(const aq_quant *q, const float *X, int64_t n, int64_t ldx, float *Y, int64_t ldy,
                                   int kernel);
 /** Save / load in the format of docs/formats.md (versioned, checksummed). */

@@ -18,7 +18,7 @@
  * Direct path (K·g_o > rows, e.g. 1x16 on a 4096-row layer; the table would outweigh the
  * matrix): each code's codeword is read and dotted with x_j; blocks of output groups are
  * claimed by the threads in turn.
- * Batches of many rows use dequantize + cblas_sgemm. */
+ * Batches of many rows use dequantize + cblas_sgemm (crossover: dense_min_rows). */
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
 #include <string.h>
@@ -28,10 +28,14 @@
 #include "lut/lut_int16.h"
 #include "lut/lut_kernels.h"
 
-#define AQI_MATMUL_DENSE_MIN_ROWS 8      /* from this batch size on: dequantize + sgemm */
-#ifndef AQI_MATMUL_INT16_DENSE_MIN_ROWS
-#define AQI_MATMUL_INT16_DENSE_MIN_ROWS 96 /* the same with the int16 tables (measured: docs/results.md) */
-#endif
+/* Batches: mat-vecs up to the crossover, dequantize + sgemm from it on. A mat-vec costs ∝ rows·cols·M/g
+ * table reads (LUT paths) or rows·cols·M multiply-adds (direct path), the dense product's
+ * dequantization ∝ rows·cols: crossover n* = c·g/M resp. c/M, c measured on 4096×4096 and
+ * 4096×14336 (docs/results.md), at least 8. */
+#define AQI_MATMUL_C_INT16 24  /* 2x8 g8: 96 rows */
+#define AQI_MATMUL_C_TABLES 16 /* 2x8 g8: 64 rows */
+#define AQI_MATMUL_C_DIRECT 16 /* 1x16 g8: 16 rows */
+#define AQI_MATMUL_MIN_CROSSOVER 8
 #define AQI_LUT_SUB_FLOATS 4096          /* table of a sub-slice: 16 KB, half of a 32-KB L1 */
 #define AQI_LUT_SLICE_FLOATS 16384       /* table of a slice: 64 KB */
 #define AQI_LUT_PACK_BYTES 32768         /* packed codes of a chunk of output groups */
@@ -472,7 +476,18 @@ int aq_quant_matvec_kernel(const aq_quant *q, const float *x, float *y, int kern
     return aqi_quant_matvec_isa(q, x, y, isa, int16 ? AQI_LUT_INT16 : 0);
 }
 
-/* Y = X Ŵᵀ: mat-vecs of kernel @p kernel for small batches, dequantize + sgemm from @p dense_min rows on. */
+/* The crossover of matmul for @p q and @p kernel. */
+static int64_t dense_min_rows(const aq_quant *q, int kernel)
+{
+    const int int16 = kernel == AQ_MATVEC_INT16 && aqi_lut_best_isa() == AQI_ISA_AVX512
+                      && aqi_lut16_vbmi_available() && aqi_lut16_supported(q);
+    const int64_t n = int16 ? AQI_MATMUL_C_INT16 * q->g / q->M
+                      : aqi_lut_uses_tables(q) ? AQI_MATMUL_C_TABLES * q->g / q->M
+                                               : AQI_MATMUL_C_DIRECT / q->M;
+    return n > AQI_MATMUL_MIN_CROSSOVER ? n : AQI_MATMUL_MIN_CROSSOVER;
+}
+
+/* Y = X Ŵᵀ: mat-vecs of kernel @p kernel for small batches, dequantize + sgemm from dense_min_rows on. */
 static int matmul(const aq_quant *q, const float *X, int64_t n, int64_t ldx, float *Y, int64_t ldy, int kernel,
                   const char *fn)
 {
@@ -488,9 +503,7 @@ static int matmul(const aq_quant *q, const float *X, int64_t n, int64_t ldx, flo
         return st;
     if (n > INT32_MAX || q->rows > INT32_MAX || q->cols > INT32_MAX)
         return aqi_fail(q->ctx, AQ_ERR_OVERFLOW, "%s: sizes exceed BLAS's int", fn);
-    if (n < (kernel == AQ_MATVEC_INT16 && aqi_lut_best_isa() == AQI_ISA_AVX512 && aqi_lut16_vbmi_available()
-                 ? AQI_MATMUL_INT16_DENSE_MIN_ROWS
-                 : AQI_MATMUL_DENSE_MIN_ROWS)) {
+    if (n < dense_min_rows(q, kernel)) {
         for (int64_t r = 0; r < n && st == AQ_OK; r++)
             st = aq_quant_matvec_kernel(q, X + r * ldx, Y + r * ldy, kernel);
         return st;
