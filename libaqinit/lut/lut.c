@@ -36,6 +36,7 @@
 #define AQI_MATMUL_C_TABLES 16 /* 2x8 g8: 64 rows */
 #define AQI_MATMUL_C_DIRECT 16 /* 1x16 g8: 16 rows */
 #define AQI_MATMUL_MIN_CROSSOVER 8
+#define AQI_MATMUL_PANEL_FLOATS (1 << 20) /* dequantized panel: 4 MB */
 #define AQI_LUT_SUB_FLOATS 4096          /* table of a sub-slice: 16 KB, half of a 32-KB L1 */
 #define AQI_LUT_SLICE_FLOATS 16384       /* table of a slice: 64 KB */
 #define AQI_LUT_PACK_BYTES 32768         /* packed codes of a chunk of output groups */
@@ -510,13 +511,22 @@ static int matmul(const aq_quant *q, const float *X, int64_t n, int64_t ldx, flo
     }
     if (!aqi_all_finite_f32(X, n, q->cols, ldx))
         return aqi_fail(q->ctx, AQ_ERR_NONFINITE, "%s: X contains NaN or Inf", fn);
-    if ((st = aqi_bytes(q->ctx, &bytes, q->rows * q->cols, sizeof(float), "dequantized weight")) != AQ_OK)
+    /* Ŵ in panels of output groups (≤ AQI_MATMUL_PANEL_FLOATS, at least one group): Y[:, panel] =
+     * X Ŵ_panelᵀ. One panel-sized buffer instead of the whole fp32 matrix (no page faults of a
+     * fresh rows × cols block per call; the panel stays in L3 for sgemm). */
+    const int64_t per_group = q->go * q->cols;
+    int64_t panel = AQI_MATMUL_PANEL_FLOATS / per_group;
+    panel = panel < 1 ? 1 : panel > q->n_out_groups ? q->n_out_groups : panel;
+    if ((st = aqi_bytes(q->ctx, &bytes, panel * per_group, sizeof(float), "dequantized weight")) != AQ_OK)
         return st;
     if (!(W = aqi_alloc(q->ctx, bytes)))
         return AQ_ERR_NOMEM;
-    aqi_quant_dequantize_groups(q, W, q->cols, 0, q->n_out_groups);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)q->rows, (int)q->cols, 1.0f, X, (int)ldx, W,
-                (int)q->cols, 0.0f, Y, (int)ldy);
+    for (int64_t p0 = 0; p0 < q->n_out_groups; p0 += panel) {
+        const int64_t p1 = p0 + panel < q->n_out_groups ? p0 + panel : q->n_out_groups;
+        aqi_quant_dequantize_groups(q, W, q->cols, p0, p1);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)((p1 - p0) * q->go), (int)q->cols, 1.0f, X,
+                    (int)ldx, W, (int)q->cols, 0.0f, Y + p0 * q->go, (int)ldy);
+    }
     aqi_free(q->ctx, W);
     return AQ_OK;
 }
