@@ -279,19 +279,21 @@ START_TEST(matmul_crossover)
         free(Y);
     }
     aq_quant_free(q);
-    /* the dense path in panels of 4 MB of Ŵ: 2x8 g8 o2, 600 × 2048 = two panels (512 + 88 rows) */
-    q = tu_random_quant(ctx, "2x8g8o2", 600, 2048, 33);
+    /* the dense path in panels of 16 MB of Ŵ: 2x8 g8 o2, 2100 × 2048 = two panels (2048 + 52 rows) */
+    q = tu_random_quant(ctx, "2x8g8o2", 2100, 2048, 33);
     {
-        const int64_t n = 64;
-        float *X = tu_random_matrix(n, 2048, 34), *Y = malloc(sizeof(float) * (size_t)(n * 600));
-        double ref[600], mag[600];
-        ck_assert_int_eq(aq_quant_matmul(q, X, n, 2048, Y, 600), AQ_OK);
+        const int64_t n = 64, r_out = 2100;
+        float *X = tu_random_matrix(n, 2048, 34), *Y = malloc(sizeof(float) * (size_t)(n * r_out));
+        double *ref = malloc(sizeof(double) * r_out), *mag = malloc(sizeof(double) * r_out);
+        ck_assert_int_eq(aq_quant_matmul(q, X, n, 2048, Y, r_out), AQ_OK);
         for (int64_t r = 0; r < n; r += 21) {
             naive_matvec(q, X + r * 2048, ref, mag);
-            check_close(q, Y + r * 600, ref, mag, "matmul panels");
+            check_close(q, Y + r * r_out, ref, mag, "matmul panels");
         }
         free(X);
         free(Y);
+        free(ref);
+        free(mag);
     }
     aq_quant_free(q);
     aq_context_free(ctx);

@@ -36,7 +36,8 @@
 #define AQI_MATMUL_C_TABLES 16 /* 2x8 g8: 64 rows */
 #define AQI_MATMUL_C_DIRECT 16 /* 1x16 g8: 16 rows */
 #define AQI_MATMUL_MIN_CROSSOVER 8
-#define AQI_MATMUL_PANEL_FLOATS (1 << 20) /* dequantized panel: 4 MB */
+#define AQI_MATMUL_PANEL_FLOATS (1 << 22) /* dequantized panel: 16 MB ... */
+#define AQI_MATMUL_PANEL_MIN_ROWS 256    /* ... and at least 256 rows, for sgemm's efficiency */
 #define AQI_LUT_SUB_FLOATS 4096          /* table of a sub-slice: 16 KB, half of a 32-KB L1 */
 #define AQI_LUT_SLICE_FLOATS 16384       /* table of a slice: 64 KB */
 #define AQI_LUT_PACK_BYTES 32768         /* packed codes of a chunk of output groups */
@@ -477,6 +478,22 @@ int aq_quant_matvec_kernel(const aq_quant *q, const float *x, float *y, int kern
     return aqi_quant_matvec_isa(q, x, y, isa, int16 ? AQI_LUT_INT16 : 0);
 }
 
+/* Output groups [p0 + g0, p0 + g1) of Ŵ into the panel that starts at group p0. */
+typedef struct dequant_job {
+    const aq_quant *q;
+    float *W;
+    int64_t p0;
+} dequant_job;
+
+static int dequant_range(void *arg, int64_t g0, int64_t g1, int worker)
+{
+    const dequant_job *job = arg;
+    (void)worker;
+    aqi_quant_dequantize_groups(job->q, job->W + g0 * job->q->go * job->q->cols, job->q->cols, job->p0 + g0,
+                                job->p0 + g1);
+    return AQ_OK;
+}
+
 /* The crossover of matmul for @p q and @p kernel. */
 static int64_t dense_min_rows(const aq_quant *q, int kernel)
 {
@@ -511,24 +528,29 @@ static int matmul(const aq_quant *q, const float *X, int64_t n, int64_t ldx, flo
     }
     if (!aqi_all_finite_f32(X, n, q->cols, ldx))
         return aqi_fail(q->ctx, AQ_ERR_NONFINITE, "%s: X contains NaN or Inf", fn);
-    /* Ŵ in panels of output groups (≤ AQI_MATMUL_PANEL_FLOATS, at least one group): Y[:, panel] =
-     * X Ŵ_panelᵀ. One panel-sized buffer instead of the whole fp32 matrix (no page faults of a
-     * fresh rows × cols block per call; the panel stays in L3 for sgemm). */
-    const int64_t per_group = q->go * q->cols;
+    /* Ŵ in panels of output groups (≤ 16 MB unless that is under 256 rows), dequantized by the
+     * threads: Y[:, panel] = X Ŵ_panelᵀ. One panel-sized buffer instead of the whole fp32 matrix
+     * (fewer page faults of a fresh block per call; the panel stays in L3 for sgemm). */
+    /* at least 2n rows too: sgemm packs X once per panel, which then costs ≤ half of Ŵ's traffic */
+    const int64_t min_rows = 2 * n > AQI_MATMUL_PANEL_MIN_ROWS ? 2 * n : AQI_MATMUL_PANEL_MIN_ROWS;
+    const int64_t per_group = q->go * q->cols, min_groups = (min_rows + q->go - 1) / q->go;
     int64_t panel = AQI_MATMUL_PANEL_FLOATS / per_group;
-    panel = panel < 1 ? 1 : panel > q->n_out_groups ? q->n_out_groups : panel;
+    panel = panel < min_groups ? min_groups : panel;
+    panel = panel > q->n_out_groups ? q->n_out_groups : panel;
     if ((st = aqi_bytes(q->ctx, &bytes, panel * per_group, sizeof(float), "dequantized weight")) != AQ_OK)
         return st;
     if (!(W = aqi_alloc(q->ctx, bytes)))
         return AQ_ERR_NOMEM;
     for (int64_t p0 = 0; p0 < q->n_out_groups; p0 += panel) {
         const int64_t p1 = p0 + panel < q->n_out_groups ? p0 + panel : q->n_out_groups;
-        aqi_quant_dequantize_groups(q, W, q->cols, p0, p1);
+        dequant_job job = {q, W, p0};
+        if ((st = aqi_parallel_for(q->ctx, p1 - p0, dequant_range, &job)) != AQ_OK)
+            break;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)((p1 - p0) * q->go), (int)q->cols, 1.0f, X,
                     (int)ldx, W, (int)q->cols, 0.0f, Y + p0 * q->go, (int)ldy);
     }
     aqi_free(q->ctx, W);
-    return AQ_OK;
+    return st;
 }
 
 int aq_quant_matmul(const aq_quant *q, const float *X, int64_t n, int64_t ldx, float *Y, int64_t ldy)
