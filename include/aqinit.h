@@ -348,7 +348,7 @@ AQ_API int aq_quant_matvec(const aq_quant *q, const float *x, float *y);
 /** Kernels of aq_quant_matvec_kernel(). */
 #define AQ_MATVEC_EXACT 0 /**< float tables or codewords: what aq_quant_matvec() computes */
 #define AQ_MATVEC_INT16 1 /**< approximate: int16 tables, one scale per 64 code positions; relative
-                               error ~1e-5 (docs/results.md); formats with B <= 8 and g_o = 1 on CPUs
+                               error ~1e-4 (docs/results.md); formats with B <= 8 and g_o = 1 on CPUs
                                with AVX-512 VBMI, elsewhere the exact kernel */
 /** y = Ŵ x as aq_quant_matvec() with the kernel @p kernel (AQ_MATVEC_*). AQ_MATVEC_INT16 rounds
  *  each table entry ⟨x_j, C_m[k]⟩ to a multiple of d_b = (the largest |entry| of its block of 64
