@@ -408,10 +408,25 @@ AQ_API int aq_quant_weight_mse(double *mse, const aq_quant *q, const float *W, i
  *  portable kernel chosen at run time); formats whose tables would outweigh the matrix (K·g_o >
  *  rows, e.g. 1x16) read the codewords directly. Uses the quant's context for threads. */
 AQ_API int aq_quant_matvec(const aq_quant *q, const float *x, float *y);
+/** Kernels of aq_quant_matvec_kernel(). */
+#define AQ_MATVEC_EXACT 0 /**< float tables or codewords: what aq_quant_matvec() computes */
+#define AQ_MATVEC_INT16 1 /**< approximate: int16 tables, one scale per 64 code positions; relative
+                               error ~1e-4 (docs/results.md); formats with B <= 8 and g_o = 1 on CPUs
+                               with AVX-512 VBMI, elsewhere the exact kernel */
+/** y = Ŵ x as aq_quant_matvec() with the kernel @p kernel (AQ_MATVEC_*). AQ_MATVEC_INT16 rounds
+ *  each table entry ⟨x_j, C_m[k]⟩ to a multiple of d_b = (the largest |entry| of its block of 64
+ *  code positions) / 32767, so |error of y_r| <= |s_p| Σ_b 64 d_b / 2; results do not depend
+ *  on the thread count. */
+AQ_API int aq_quant_matvec_kernel(const aq_quant *q, const float *x, float *y, int kernel);
 /** Y = X Ŵᵀ for @p n input rows X (n × cols, leading dimension @p ldx) into Y (n × rows,
  *  leading dimension @p ldy): aq_quant_matvec() per row for small batches, dequantize +
- *  cblas_sgemm from 8 rows on. */
+ *  cblas_sgemm from a crossover on (16·g/M rows for the table path, e.g. 64 for 2x8 g8; 16/M
+ *  for the direct path; at least 8). */
 AQ_API int aq_quant_matmul(const aq_quant *q, const float *X, int64_t n, int64_t ldx, float *Y, int64_t ldy);
+/** aq_quant_matmul() whose mat-vecs (small batches) use the kernel @p kernel (AQ_MATVEC_*);
+ *  with the int16 tables the crossover is 24·g/M rows (96 for 2x8 g8). */
+AQ_API int aq_quant_matmul_kernel(const aq_quant *q, const float *X, int64_t n, int64_t ldx, float *Y, int64_t ldy,
+                                  int kernel);
 /** Save / load in the format of docs/formats.md (versioned, checksummed). */
 AQ_API int aq_quant_save(const aq_quant *q, const char *path);
 AQ_API int aq_quant_load(aq_quant **out, aq_context *ctx, const char *path);

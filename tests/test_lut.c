@@ -257,6 +257,49 @@ START_TEST(matmul_small_and_dense_batches)
 }
 END_TEST
 
+/* Below the crossover (16·g/M = 64 rows for 2x8 g8 on the table path) the batch is mat-vecs:
+ * the same bits as aq_quant_matvec row by row; above it within rounding of the naive product. */
+START_TEST(matmul_crossover)
+{
+    aq_context *ctx = tu_context(2, 1);
+    const int64_t rows = 300, cols = 64;
+    aq_quant *q = tu_random_quant(ctx, "2x8g8", rows, cols, 31);
+    for (int64_t n = 63; n <= 64; n++) {
+        float *X = tu_random_matrix(n, cols, 32), *Y = malloc(sizeof(float) * (size_t)(n * rows)), y[300];
+        double ref[300], mag[300];
+        ck_assert_int_eq(aq_quant_matmul(q, X, n, cols, Y, rows), AQ_OK);
+        for (int64_t r = 0; r < n; r += 31) {
+            ck_assert_int_eq(aq_quant_matvec(q, X + r * cols, y), AQ_OK);
+            if (n == 63)
+                ck_assert(!memcmp(y, Y + r * rows, sizeof y));
+            naive_matvec(q, X + r * cols, ref, mag);
+            check_close(q, Y + r * rows, ref, mag, "matmul crossover");
+        }
+        free(X);
+        free(Y);
+    }
+    aq_quant_free(q);
+    /* the dense path in panels of 16 MB of Ŵ: 2x8 g8 o2, 2100 × 2048 = two panels (2048 + 52 rows) */
+    q = tu_random_quant(ctx, "2x8g8o2", 2100, 2048, 33);
+    {
+        const int64_t n = 64, r_out = 2100;
+        float *X = tu_random_matrix(n, 2048, 34), *Y = malloc(sizeof(float) * (size_t)(n * r_out));
+        double *ref = malloc(sizeof(double) * r_out), *mag = malloc(sizeof(double) * r_out);
+        ck_assert_int_eq(aq_quant_matmul(q, X, n, 2048, Y, r_out), AQ_OK);
+        for (int64_t r = 0; r < n; r += 21) {
+            naive_matvec(q, X + r * 2048, ref, mag);
+            check_close(q, Y + r * r_out, ref, mag, "matmul panels");
+        }
+        free(X);
+        free(Y);
+        free(ref);
+        free(mag);
+    }
+    aq_quant_free(q);
+    aq_context_free(ctx);
+}
+END_TEST
+
 START_TEST(bad_input)
 {
     aq_context *ctx = tu_context(1, 1);
@@ -289,6 +332,7 @@ int main(void)
     tcase_add_test(tc, thread_counts_agree);
     tcase_add_test(tc, allocation_failure_leaves_y_unwritten);
     tcase_add_test(tc, matmul_small_and_dense_batches);
+    tcase_add_test(tc, matmul_crossover);
     tcase_add_test(tc, bad_input);
     suite_add_tcase(s, tc);
     return tu_run_suite(s) ? EXIT_FAILURE : EXIT_SUCCESS;

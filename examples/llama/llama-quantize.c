@@ -15,7 +15,8 @@
  * ../shared/bench/README.md on the first --ppl-windows windows of TEST (0 = all). One progress
  * line per layer goes to stderr; --json prints one JSON object on stdout. --generate N then
  * writes N tokens of text sampled from the quantized model, every linear layer computed from
- * the codes by aq_quant_matvec (the LUT kernels), with a key/value cache. --heldout-windows N
+ * the codes by aq_quant_matvec (the LUT kernels), with a key/value cache, and times greedy
+ * decoding with the fp32 weights, aq_quant_matvec and AQ_MATVEC_INT16. --heldout-windows N
  * then measures each layer's relative output error under Hessians of text it was not fitted to:
  * the N calibration windows after the --calib-windows used, and the N test windows after the
  * --ppl-windows scored (an overfitting and distribution-shift check).
@@ -318,6 +319,34 @@ static int lut_linear(int index, const float *x, float *y, void *ud)
     return aq_quant_matvec(((host *)ud)->quants[index], x, y) == AQ_OK ? 0 : 1;
 }
 
+static int int16_linear(int index, const float *x, float *y, void *ud)
+{
+    return aq_quant_matvec_kernel(((host *)ud)->quants[index], x, y, AQ_MATVEC_INT16) == AQ_OK ? 0 : 1;
+}
+
+/* Greedy decoding of n tokens from BOS with @p fn (NULL: the model's fp32 weights): tokens/s,
+ * best of three runs. */
+static double decode_rate(host *h, int n, llm_linear_fn fn, float *logits)
+{
+    const int vocab = llm_get_config(h->model)->vocab_size;
+    double best = 0.0;
+    for (int rep = 0; rep < 3; rep++) {
+        int token = 1;
+        const double t0 = now_seconds();
+        for (int pos = 0; pos < n; pos++) {
+            if (llm_decode(h->model, token, pos, logits, fn, h) != 0)
+                return 0.0;
+            int next = 0;
+            for (int i = 1; i < vocab; i++)
+                next = logits[i] > logits[next] ? i : next;
+            token = next;
+        }
+        const double rate = n / (now_seconds() - t0);
+        best = rate > best ? rate : best;
+    }
+    return best;
+}
+
 /* Sample from softmax(logits / T) (T = 0: the argmax) with a small LCG seeded by --seed. */
 static int sample(const float *logits, int n, double temperature, uint64_t *state)
 {
@@ -371,6 +400,10 @@ static int generate(const args *a, host *h)
         token = next;
     }
     fprintf(stderr, "\n--- %.1f tokens/s\n", n / (now_seconds() - t0));
+    /* decode speed alone (greedy, best of 3): fp32 weights, the exact LUT kernels, int16 tables */
+    fprintf(stderr, "--- decode %d tokens: fp32 %.1f tokens/s, aq_quant_matvec %.1f tokens/s, AQ_MATVEC_INT16 %.1f tokens/s\n",
+            n, decode_rate(h, n, NULL, logits), decode_rate(h, n, lut_linear, logits),
+            decode_rate(h, n, int16_linear, logits));
     tokenizer_free(tk);
     free(logits);
     return 0;

@@ -35,6 +35,7 @@ static const struct { const char *name; int64_t value; } constants[] = {
     C(AQ_EM_SEED_KMEANS), C(AQ_EM_SEED_RANDOM_ROWS), C(AQ_EM_SEED_KMEANSPP), C(AQ_EM_SEED_PRODUCT),
     C(AQ_MSTEP_EXACT), C(AQ_MSTEP_ADAM),
     C(AQ_SCALE_NONE), C(AQ_SCALE_PER_OUTPUT_GROUP), C(AQ_MAX_BITS_PER_CODEBOOK),
+    C(AQ_MATVEC_EXACT), C(AQ_MATVEC_INT16),
 };
 #undef C
 

@@ -90,7 +90,7 @@ void aqi_em_bounds_free(aqi_em_work *w);
 void aqi_em_bounds_mark(aqi_em_work *w, const float *C);
 int aqi_em_estep_bounded(aqi_em_work *w, const float *R, const float *C, int32_t *codes, int guard,
                          int64_t *n_changed);
-/* The exchanges after a sharded E-step (em.c): over input groups [j0, j1) (Mahalanobis) or
+/* The exchanges after a sharded E-step (em_share.c): over input groups [j0, j1) (Mahalanobis) or
  * points [i0, i1) (Euclidean); codes travel as 16 bits. */
 int aqi_em_share_group_codes(aqi_em_work *w, int status, int32_t *codes, int64_t j0, int64_t j1);
 int aqi_em_share_point_codes(aqi_em_work *w, int status, int32_t *codes, int64_t i0, int64_t i1);

@@ -18,16 +18,26 @@
  * Direct path (K·g_o > rows, e.g. 1x16 on a 4096-row layer; the table would outweigh the
  * matrix): each code's codeword is read and dotted with x_j; blocks of output groups are
  * claimed by the threads in turn.
- * Batches of many rows use dequantize + cblas_sgemm. */
+ * Batches of many rows use dequantize + cblas_sgemm (crossover: dense_min_rows). */
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
 #include <string.h>
 #include <time.h>
 
 #include "lut/lut.h"
+#include "lut/lut_int16.h"
 #include "lut/lut_kernels.h"
 
-#define AQI_MATMUL_DENSE_MIN_ROWS 8      /* from this batch size on: dequantize + sgemm */
+/* Batches: mat-vecs up to the crossover, dequantize + sgemm from it on. A mat-vec costs ∝ rows·cols·M/g
+ * table reads (LUT paths) or rows·cols·M multiply-adds (direct path), the dense product's
+ * dequantization ∝ rows·cols: crossover n* = c·g/M resp. c/M, c measured on 4096×4096 and
+ * 4096×14336 (docs/results.md), at least 8. */
+#define AQI_MATMUL_C_INT16 24  /* 2x8 g8: 96 rows */
+#define AQI_MATMUL_C_TABLES 16 /* 2x8 g8: 64 rows */
+#define AQI_MATMUL_C_DIRECT 16 /* 1x16 g8: 16 rows */
+#define AQI_MATMUL_MIN_CROSSOVER 8
+#define AQI_MATMUL_PANEL_FLOATS (1 << 22) /* dequantized panel: 16 MB ... */
+#define AQI_MATMUL_PANEL_MIN_ROWS 256    /* ... and at least 256 rows, for sgemm's efficiency */
 #define AQI_LUT_SUB_FLOATS 4096          /* table of a sub-slice: 16 KB, half of a 32-KB L1 */
 #define AQI_LUT_SLICE_FLOATS 16384       /* table of a slice: 64 KB */
 #define AQI_LUT_PACK_BYTES 32768         /* packed codes of a chunk of output groups */
@@ -375,6 +385,19 @@ static int matvec_direct(const aq_quant *q, const float *x, float *y, int isa, i
     return aqi_parallel_for(q->ctx, n_workers, direct_worker, &job);
 }
 
+/* ---------------------------------------------------------------- int16 tables */
+
+/* Work as for the float tables: one read per code, the build's FMAs / 8. */
+static int matvec_int16(const aq_quant *q, const float *x, float *y, int isa, int flags)
+{
+    const double work = (double)q->rows * q->n_in_groups * q->M + (double)q->n_in_groups * q->M * q->K * q->g / 8;
+    const int vbmi = isa == AQI_ISA_AVX512 && aqi_lut16_vbmi_available();
+    const int avx2_build = isa != AQI_ISA_PORTABLE && q->g == 8;
+    const int64_t n_blocks = (q->n_in_groups * q->M + AQI_Q16_BLOCK - 1) / AQI_Q16_BLOCK;
+    const int64_t n_workers = n_threads_for(q, work, n_blocks > q->rows ? n_blocks : q->rows, flags);
+    return aqi_lut16_matvec(q, x, y, vbmi, avx2_build, n_workers);
+}
+
 /* ---------------------------------------------------------------- dispatch */
 
 int aqi_lut_isa_available(int isa)
@@ -389,6 +412,17 @@ int aqi_lut_isa_available(int isa)
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif
     return 0;
+}
+
+int aqi_lut16_vbmi_available(void)
+{
+#ifdef AQI_LUT_X86
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+           && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi");
+#else
+    return 0;
+#endif
 }
 
 int aqi_lut_best_isa(void)
@@ -420,6 +454,8 @@ int aqi_quant_matvec_isa(const aq_quant *q, const float *x, float *y, int isa, i
         return aqi_fail(q->ctx, AQ_ERR_UNSUPPORTED, "%s: kernel %d is not available on this CPU", fn, isa);
     if (!aqi_all_finite_f32(x, 1, q->cols, q->cols))
         return aqi_fail(q->ctx, AQ_ERR_NONFINITE, "%s: x contains NaN or Inf", fn);
+    if ((flags & AQI_LUT_INT16) && aqi_lut16_supported(q))
+        return matvec_int16(q, x, y, isa, flags);
     if ((flags & AQI_LUT_FORCE_TABLES) || (aqi_lut_uses_tables(q) && !(flags & AQI_LUT_FORCE_DIRECT)))
         return matvec_lut(q, x, y, isa, flags);
     return matvec_direct(q, x, y, isa, flags);
@@ -430,9 +466,49 @@ int aq_quant_matvec(const aq_quant *q, const float *x, float *y)
     return aqi_quant_matvec_isa(q, x, y, aqi_lut_best_isa(), 0);
 }
 
-int aq_quant_matmul(const aq_quant *q, const float *X, int64_t n, int64_t ldx, float *Y, int64_t ldy)
+int aq_quant_matvec_kernel(const aq_quant *q, const float *x, float *y, int kernel)
 {
-    const char *fn = "aq_quant_matmul";
+    const int isa = aqi_lut_best_isa();
+    if (!q)
+        return AQ_ERR_INVALID_ARG;
+    if (kernel != AQ_MATVEC_EXACT && kernel != AQ_MATVEC_INT16)
+        return aqi_fail(q->ctx, AQ_ERR_INVALID_ARG, "aq_quant_matvec_kernel: unknown kernel %d", kernel);
+    /* the int16 tables only where they are fast: the VBMI kernel */
+    const int int16 = kernel == AQ_MATVEC_INT16 && isa == AQI_ISA_AVX512 && aqi_lut16_vbmi_available();
+    return aqi_quant_matvec_isa(q, x, y, isa, int16 ? AQI_LUT_INT16 : 0);
+}
+
+/* Output groups [p0 + g0, p0 + g1) of Ŵ into the panel that starts at group p0. */
+typedef struct dequant_job {
+    const aq_quant *q;
+    float *W;
+    int64_t p0;
+} dequant_job;
+
+static int dequant_range(void *arg, int64_t g0, int64_t g1, int worker)
+{
+    const dequant_job *job = arg;
+    (void)worker;
+    aqi_quant_dequantize_groups(job->q, job->W + g0 * job->q->go * job->q->cols, job->q->cols, job->p0 + g0,
+                                job->p0 + g1);
+    return AQ_OK;
+}
+
+/* The crossover of matmul for @p q and @p kernel. */
+static int64_t dense_min_rows(const aq_quant *q, int kernel)
+{
+    const int int16 = kernel == AQ_MATVEC_INT16 && aqi_lut_best_isa() == AQI_ISA_AVX512
+                      && aqi_lut16_vbmi_available() && aqi_lut16_supported(q);
+    const int64_t n = int16 ? AQI_MATMUL_C_INT16 * q->g / q->M
+                      : aqi_lut_uses_tables(q) ? AQI_MATMUL_C_TABLES * q->g / q->M
+                                               : AQI_MATMUL_C_DIRECT / q->M;
+    return n > AQI_MATMUL_MIN_CROSSOVER ? n : AQI_MATMUL_MIN_CROSSOVER;
+}
+
+/* Y = X Ŵᵀ: mat-vecs of kernel @p kernel for small batches, dequantize + sgemm from dense_min_rows on. */
+static int matmul(const aq_quant *q, const float *X, int64_t n, int64_t ldx, float *Y, int64_t ldy, int kernel,
+                  const char *fn)
+{
     float *W = NULL;
     size_t bytes;
     int st = AQ_OK;
@@ -445,20 +521,46 @@ int aq_quant_matmul(const aq_quant *q, const float *X, int64_t n, int64_t ldx, f
         return st;
     if (n > INT32_MAX || q->rows > INT32_MAX || q->cols > INT32_MAX)
         return aqi_fail(q->ctx, AQ_ERR_OVERFLOW, "%s: sizes exceed BLAS's int", fn);
-    if (n < AQI_MATMUL_DENSE_MIN_ROWS) {
+    if (n < dense_min_rows(q, kernel)) {
         for (int64_t r = 0; r < n && st == AQ_OK; r++)
-            st = aq_quant_matvec(q, X + r * ldx, Y + r * ldy);
+            st = aq_quant_matvec_kernel(q, X + r * ldx, Y + r * ldy, kernel);
         return st;
     }
     if (!aqi_all_finite_f32(X, n, q->cols, ldx))
         return aqi_fail(q->ctx, AQ_ERR_NONFINITE, "%s: X contains NaN or Inf", fn);
-    if ((st = aqi_bytes(q->ctx, &bytes, q->rows * q->cols, sizeof(float), "dequantized weight")) != AQ_OK)
+    /* Ŵ in panels of output groups (≤ 16 MB unless that is under 256 rows), dequantized by the
+     * threads: Y[:, panel] = X Ŵ_panelᵀ. One panel-sized buffer instead of the whole fp32 matrix
+     * (fewer page faults of a fresh block per call; the panel stays in L3 for sgemm). */
+    /* at least 2n rows too: sgemm packs X once per panel, which then costs ≤ half of Ŵ's traffic */
+    const int64_t min_rows = 2 * n > AQI_MATMUL_PANEL_MIN_ROWS ? 2 * n : AQI_MATMUL_PANEL_MIN_ROWS;
+    const int64_t per_group = q->go * q->cols, min_groups = (min_rows + q->go - 1) / q->go;
+    int64_t panel = AQI_MATMUL_PANEL_FLOATS / per_group;
+    panel = panel < min_groups ? min_groups : panel;
+    panel = panel > q->n_out_groups ? q->n_out_groups : panel;
+    if ((st = aqi_bytes(q->ctx, &bytes, panel * per_group, sizeof(float), "dequantized weight")) != AQ_OK)
         return st;
     if (!(W = aqi_alloc(q->ctx, bytes)))
         return AQ_ERR_NOMEM;
-    aqi_quant_dequantize_groups(q, W, q->cols, 0, q->n_out_groups);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)q->rows, (int)q->cols, 1.0f, X, (int)ldx, W,
-                (int)q->cols, 0.0f, Y, (int)ldy);
+    for (int64_t p0 = 0; p0 < q->n_out_groups; p0 += panel) {
+        const int64_t p1 = p0 + panel < q->n_out_groups ? p0 + panel : q->n_out_groups;
+        dequant_job job = {q, W, p0};
+        if ((st = aqi_parallel_for(q->ctx, p1 - p0, dequant_range, &job)) != AQ_OK)
+            break;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)((p1 - p0) * q->go), (int)q->cols, 1.0f, X,
+                    (int)ldx, W, (int)q->cols, 0.0f, Y + p0 * q->go, (int)ldy);
+    }
     aqi_free(q->ctx, W);
-    return AQ_OK;
+    return st;
+}
+
+int aq_quant_matmul(const aq_quant *q, const float *X, int64_t n, int64_t ldx, float *Y, int64_t ldy)
+{
+    return matmul(q, X, n, ldx, Y, ldy, AQ_MATVEC_EXACT, "aq_quant_matmul");
+}
+
+int aq_quant_matmul_kernel(const aq_quant *q, const float *X, int64_t n, int64_t ldx, float *Y, int64_t ldy, int kernel)
+{
+    if (q && kernel != AQ_MATVEC_EXACT && kernel != AQ_MATVEC_INT16)
+        return aqi_fail(q->ctx, AQ_ERR_INVALID_ARG, "aq_quant_matmul_kernel: unknown kernel %d", kernel);
+    return matmul(q, X, n, ldx, Y, ldy, kernel, "aq_quant_matmul_kernel");
 }

@@ -22,8 +22,11 @@ enum {
     AQI_LUT_GATHER = 2,       /* table reads by the ISA's gather kernel (else: measured choice) */
     AQI_LUT_LOADS = 4,        /* table reads by scalar loads */
     AQI_LUT_SPLIT = 8,        /* use every thread even for small layers */
-    AQI_LUT_FORCE_DIRECT = 16 /* the direct path even where the tables would be chosen */
+    AQI_LUT_FORCE_DIRECT = 16, /* the direct path even where the tables would be chosen */
+    AQI_LUT_INT16 = 32         /* int16 tables (lut_int16.h) where the format allows */
 };
+/* 1 if this CPU can run the AVX-512 VBMI kernel of the int16 tables. */
+int aqi_lut16_vbmi_available(void);
 /* aq_quant_matvec with a chosen kernel (AQ_ERR_UNSUPPORTED if unavailable) and @p flags; for
  * tests and benchmarks. */
 int aqi_quant_matvec_isa(const aq_quant *q, const float *x, float *y, int isa, int flags);

@@ -233,6 +233,8 @@ _PROTOTYPES = {
     "aq_quant_backward": (c_int, [c_void_p, c_void_p, c_int64, c_void_p, c_void_p]),
     "aq_vstep": (c_int, [c_void_p, c_void_p, c_void_p, c_int64, c_void_p, c_void_p, P(c_int64)]),
     "aq_quant_matmul": (c_int, [c_void_p, c_void_p, c_int64, c_int64, c_void_p, c_int64]),
+    "aq_quant_matvec_kernel": (c_int, [c_void_p, c_void_p, c_void_p, c_int]),
+    "aq_quant_matmul_kernel": (c_int, [c_void_p, c_void_p, c_int64, c_int64, c_void_p, c_int64, c_int]),
     "aq_pipeline_create": (c_int, [P(c_void_p), c_void_p, P(PipelineCallbacks), P(Format), c_void_p]),
     "aq_pipeline_free": (None, [c_void_p]),
     "aq_pipeline_set_resume_dir": (c_int, [c_void_p, c_char_p]),

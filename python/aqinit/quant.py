@@ -6,7 +6,7 @@ import numpy as np
 from ._lib import lib, Format as _FormatStruct
 from ._arrays import _check_weight, _float32_matrix, _typed_array
 from ._handle import _Handle
-from ._scalars import _c_path
+from ._scalars import _c_int, _c_path
 from .constants import ERR_INVALID_ARG, ERR_SHAPE
 from .errors import AqError, _check
 from .format import Format, _dims
@@ -136,14 +136,19 @@ class Quant(_Handle):
     def save(self, path):
         _check(lib.aq_quant_save(self.ptr, _c_path(path)), self.ctx)
 
-    def matvec(self, x):
-        """Ŵ x with the LUT kernels (x: float32 vector of length cols)."""
+    def matvec(self, x, kernel=None):
+        """Ŵ x with the LUT kernels (x: float32 vector of length cols); kernel: MATVEC_EXACT (the
+        default) or MATVEC_INT16 (approximate int16 tables, aq_quant_matvec_kernel)."""
         rows, cols = self.shape
         x = _typed_array(x, np.float32, "x")
         if x.shape != (cols,):
             raise AqError(ERR_SHAPE, f"x has shape {x.shape}, expected ({cols},)")
         y = np.empty(rows, dtype=np.float32)
-        _check(lib.aq_quant_matvec(self.ptr, x.ctypes.data, y.ctypes.data), self.ctx)
+        if kernel is None:
+            _check(lib.aq_quant_matvec(self.ptr, x.ctypes.data, y.ctypes.data), self.ctx)
+        else:
+            _check(lib.aq_quant_matvec_kernel(self.ptr, x.ctypes.data, y.ctypes.data, _c_int(kernel, ctypes.c_int, "kernel")),
+                   self.ctx)
         return y
 
     def backward(self, grad_W):
@@ -154,14 +159,18 @@ class Quant(_Handle):
         _check(lib.aq_quant_backward(self.ptr, G.ctypes.data, ld, gc.ctypes.data, gs.ctypes.data), self.ctx)
         return gc, gs
 
-    def matmul(self, X):
-        """X Ŵᵀ for a batch X (n × cols, float32)."""
+    def matmul(self, X, kernel=None):
+        """X Ŵᵀ for a batch X (n × cols, float32); kernel as for matvec."""
         rows, cols = self.shape
         X, ld = _float32_matrix(X, "X")
         if X.shape[1] != cols:
             raise AqError(ERR_SHAPE, f"X has {X.shape[1]} columns, expected {cols}")
         Y = np.empty((X.shape[0], rows), dtype=np.float32)
-        _check(lib.aq_quant_matmul(self.ptr, X.ctypes.data, X.shape[0], ld, Y.ctypes.data, rows), self.ctx)
+        if kernel is None:
+            _check(lib.aq_quant_matmul(self.ptr, X.ctypes.data, X.shape[0], ld, Y.ctypes.data, rows), self.ctx)
+        else:
+            _check(lib.aq_quant_matmul_kernel(self.ptr, X.ctypes.data, X.shape[0], ld, Y.ctypes.data, rows,
+                                              _c_int(kernel, ctypes.c_int, "kernel")), self.ctx)
         return Y
 
 

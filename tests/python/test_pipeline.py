@@ -79,6 +79,14 @@ def test_matvec_and_matmul_equal_numpy():
         np.testing.assert_allclose(q.matvec(x), W @ x, rtol=1e-4, atol=1e-4 * np.abs(W @ x).max())
         X = rng.standard_normal((20, 128)).astype(np.float32)
         np.testing.assert_allclose(q.matmul(X), X @ W.T, rtol=1e-4, atol=1e-4 * np.abs(X @ W.T).max())
+        # the int16 tables (or the exact kernel where the CPU has no VBMI): relative error 1e-3
+        y = q.matvec(x, kernel=aqinit.MATVEC_INT16)
+        assert np.linalg.norm(y - W @ x) <= 1e-3 * np.linalg.norm(W @ x)
+        Y = q.matmul(X[:3], kernel=aqinit.MATVEC_INT16)
+        assert np.linalg.norm(Y - X[:3] @ W.T) <= 1e-3 * np.linalg.norm(X[:3] @ W.T)
+        np.testing.assert_array_equal(q.matvec(x, kernel=aqinit.MATVEC_EXACT), q.matvec(x))
+        with pytest.raises(aqinit.AqError):
+            q.matvec(x, kernel=9)
 
 
 def test_aqlm_safetensors_export_round_trip(tmp_path):
