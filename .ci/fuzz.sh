@@ -39,7 +39,7 @@ rm -rf "$B/lib" "$B/bin" "$B/corpus" "$B/work" "$B/artifacts"
 mkdir -p "$B/bin" "$B/artifacts"
 # The library: meson's own source list, with coverage for libFuzzer and UB fatal.
 CC=clang CFLAGS="-fsanitize=fuzzer-no-link -fno-sanitize-recover=all" \
-    meson setup "$B/lib" -Dtests=false -Db_sanitize=address,undefined -Db_lundef=false \
+    meson setup "$B/lib" -Dtests=disabled -Db_sanitize=address,undefined -Db_lundef=false \
     -Dbuildtype=debugoptimized >/dev/null
 ninja -C "$B/lib" libaqinit/libaqinit.a >/dev/null
 CFLAGS=(-g -O1 -std=c11 -Wall -Wextra -Werror -fsanitize=address,undefined -fno-sanitize-recover=all
