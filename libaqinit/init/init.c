@@ -326,7 +326,8 @@ int aq_init(aq_context *ctx, aq_quant *quant, const float *W, int64_t ld, const 
     memset(&s, 0, sizeof s);
     s.ctx = ctx;
     s.opt = options ? &options->v : &defaults;
-    if ((st = check_arguments(ctx, quant, W, ld, H, s.opt)) != AQ_OK)
+    if ((st = aqi_check_owners(ctx, "aq_init", quant, H, options)) != AQ_OK
+        || (st = check_arguments(ctx, quant, W, ld, H, s.opt)) != AQ_OK)
         return st;
     pthread_mutex_lock(&ctx->lock);
     s.seed = ctx->seed;

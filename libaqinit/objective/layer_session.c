@@ -109,6 +109,8 @@ int aqi_layer_session_open(aqi_layer_session *s, aq_context *ctx, const char *fn
     int st;
     memset(s, 0, sizeof *s);
     st = aqi_opt_validate(ctx, fn, quant, W, ld, H, 1);
+    if (!st)
+        st = aqi_check_owners(ctx, fn, quant, H, options);
     if (st)
         return st;
     if (options)

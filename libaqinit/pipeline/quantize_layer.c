@@ -7,6 +7,8 @@ int aq_quantize_layer(aq_context *ctx, aq_quant *quant, const float *W, int64_t 
 {
     aq_quant *tmp = NULL;
     int st = aqi_opt_validate(ctx, "aq_quantize_layer", quant, W, ld, H, 0);
+    if (!st)
+        st = aqi_check_owners(ctx, "aq_quantize_layer", quant, H, options);
     if (st)
         return st;
     st = aq_quant_clone(&tmp, quant);

@@ -234,6 +234,8 @@ int aq_vstep(aq_context *ctx, aq_quant *q, const float *target, int64_t ld, cons
         return AQ_ERR_INVALID_ARG;
     if (!q || !target)
         return aqi_fail(ctx, AQ_ERR_INVALID_ARG, "%s: %s is NULL", fn, q ? "target" : "quant");
+    if ((st = aqi_check_owners(ctx, fn, q, H, options)) != AQ_OK)
+        return st;
     if ((st = aqi_check_ld(ctx, fn, "target", q->rows, q->cols, ld, sizeof(float))) != AQ_OK)
         return st;
     if (q->M > 64 || (int64_t)q->g > 256)
