@@ -2,7 +2,7 @@
 # Install the Debian packages libaqinit needs to build, test and benchmark (clang and
 # libclang-rt-dev: .ci/tsan.sh; abigail-tools: .ci/abi.sh; python3-pip: the install tests of
 # tests/python/test_packaging.py; cmake: the CMake consumer of .ci/consumers.sh; doxygen: the
-# optional API reference).
+# optional API reference; debhelper, dh-python, lintian: the Debian packages of .ci/debian.sh).
 set -e
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
@@ -10,5 +10,6 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential g++ meson ninja-build pkg-config libopenblas-dev liblapacke-dev check \
-    python3 python3-numpy python3-pytest python3-pip valgrind clang libclang-rt-dev abigail-tools cmake doxygen >/dev/null
+    python3 python3-numpy python3-pytest python3-pip valgrind clang libclang-rt-dev abigail-tools cmake doxygen \
+    debhelper dh-python lintian >/dev/null
 echo "dependencies installed"
