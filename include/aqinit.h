@@ -32,9 +32,9 @@
  *   function, never from a pool worker, and never concurrently for one operation.
  *
  * @section contexts Contexts and handles
- * - Every handle belongs to the context it was created from (a clone or a loaded file to the
- *   context given, an aq_options_clone() to its source's) and uses that context's thread pool,
- *   allocator, callbacks and last-error message.
+ * - Every handle belongs to the context it was created from (a loaded file to the context
+ *   given, a clone — aq_quant_clone(), aq_options_clone() — to its source's) and uses that
+ *   context's thread pool, allocator, callbacks and last-error message.
  * - A call that takes a context (aq_init(), aq_beam_search(), aq_update_codebooks(),
  *   aq_optimize(), aq_quantize_layer(), aq_vstep(), aq_pipeline_create()) requires every handle
  *   passed to it (the quant, the Hessian, the options) to belong to that context; a handle of

@@ -64,6 +64,20 @@ START_TEST(foreign_handles_are_refused_and_change_nothing)
             ck_assert_mem_eq(before, after, count * sizeof *before);
     }
 
+    /* Calls without a context argument use their first handle's context; the others may be of
+     * any context: the error of qa with b's Hessian is computed, a failure is told to a. */
+    double err = -1.0;
+    aq_hessian *Hwide = NULL;
+    ck_assert_int_eq(aq_quant_output_error(&err, qa, W, COLS, Hb), AQ_OK);
+    ck_assert(err > 0.0);
+    ck_assert_int_eq(aq_hessian_create(&Hwide, b, 2 * COLS), AQ_OK);
+    aq_context_clear_error(b);
+    ck_assert_int_eq(aq_quant_output_error(&err, qa, W, COLS, Hwide), AQ_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(aq_context_last_error(a), "aq_quant_output_error"));
+    ck_assert_str_eq(aq_context_last_error(b), "");
+    aq_hessian_free(Hwide);
+    aq_context_clear_error(a);
+
     /* The same calls with one context's handles succeed. */
     ck_assert_int_eq(aq_init(b, qb, W, COLS, Hb, ob), AQ_OK);
     snapshot(qb, after, count);
