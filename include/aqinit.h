@@ -190,6 +190,62 @@ AQ_API void aq_context_clear_error(aq_context *ctx);
 /**@}*/
 
 /* ------------------------------------------------------------------------------------------ */
+/** @name Communicator: one computation across processes or machines
+ *
+ * A host that runs several processes (MPI ranks, a framework's workers) hands the library a
+ * communicator: a versioned struct of callbacks over the host's own transport. The library
+ * never links MPI; `aqinit-mpi.h` (library `aqinit-mpi`) binds this struct to an MPI_Comm.
+ *
+ * With a communicator attached (aq_context_set_comm()), every rank calls the same functions
+ * with the same arguments (the same W, H, quant, options, seed and format) and each does its
+ * share of the work: aq_init (E-step over input groups or points, M-step over clusters,
+ * objective blocks), aq_beam_search (output groups), and everything built on them
+ * (aq_optimize, aq_quantize_layer, aq_pipeline); aq_hessian_allreduce() combines the ranks'
+ * calibration statistics. Every rank ends with the same handles, **bit-identical for any
+ * number of ranks and to the run without a communicator** (for the same thread count):
+ * sharded results are computed by their owner exactly as one process computes them and
+ * exchanged by broadcast; partial sums are gathered and added in a fixed order (block order,
+ * rank order), never in an order the transport chooses. docs/scaling.md has the details.
+ *
+ * Errors: a failure on one rank (bad allocation, a cancelling progress callback, a failing
+ * host callback) is agreed on at the next exchange, and every rank returns the status of the
+ * lowest-numbered failing rank (the other ranks' messages name that rank), with its handles
+ * unchanged. A callback of the communicator that returns non-zero is ::AQ_ERR_CALLBACK; the
+ * transport is then in an unknown state and the host should abort the job.
+ *
+ * The callbacks are called from the thread that called the library function (never from the
+ * context's worker threads), in the same order on every rank. */
+/**@{*/
+typedef struct aq_comm {
+    uint32_t struct_size; /**< sizeof(aq_comm) of the caller's header: set by aq_comm_init() */
+    int32_t rank;         /**< this process, 0 .. size − 1 */
+    int32_t size;         /**< number of processes, >= 1 */
+    /** In-place sum over all ranks of @p count doubles (every rank gets the sums). The library
+     *  uses it only for sums of integers (exact in any order). */
+    int (*allreduce_sum_f64)(double *buf, int64_t count, void *userdata);
+    /** In-place sum over all ranks of @p count floats (reserved for hosts and later versions). */
+    int (*allreduce_sum_f32)(float *buf, int64_t count, void *userdata);
+    /** Broadcast @p nbytes bytes of @p buf from rank @p root to every rank. */
+    int (*broadcast)(void *buf, int64_t nbytes, int32_t root, void *userdata);
+    /** Error agreement: in, this rank's status; out, *status = the status of the lowest rank
+     *  whose status is non-zero and *failed_rank = that rank, or 0 and −1 if every rank is OK. */
+    int (*agree)(int32_t *status, int32_t *failed_rank, void *userdata);
+    void *userdata;       /**< passed to every callback */
+} aq_comm;
+
+/** Zero @p comm and set struct_size, rank 0 and size 1. */
+AQ_API void aq_comm_init(aq_comm *comm);
+/** Attach @p comm (copied; NULL detaches) to @p ctx. Checks struct_size, 0 <= rank < size and
+ *  that every callback is set (::AQ_ERR_INVALID_ARG otherwise, the context unchanged). Set it
+ *  before creating the handles that use it, and do not change it during a call. */
+AQ_API int aq_context_set_comm(aq_context *ctx, const aq_comm *comm);
+/** This process's rank and the number of ranks of the context's communicator (0 and 1 without
+ *  one; 0 and 0 for a NULL context). */
+AQ_API int32_t aq_context_comm_rank(const aq_context *ctx);
+AQ_API int32_t aq_context_comm_size(const aq_context *ctx);
+/**@}*/
+
+/* ------------------------------------------------------------------------------------------ */
 /** @name Options: one handle, typed setters keyed by pinned enum values */
 /**@{*/
 typedef struct aq_options aq_options;
@@ -287,6 +343,13 @@ AQ_API void aq_hessian_free(aq_hessian *h);
 AQ_API int aq_hessian_add(aq_hessian *h, const float *X, int64_t n_rows, int64_t ld);
 /** Fold @p src into @p dst as if dst had seen src's samples too (weighted by sample counts). */
 AQ_API int aq_hessian_merge(aq_hessian *dst, const aq_hessian *src);
+/** Combine the partial statistics of every rank (each added its own calibration rows) through
+ *  the communicator of @p h's context: afterwards every rank holds the same Hessian, the merge
+ *  (as aq_hessian_merge, weighted by sample counts) of rank 0's, rank 1's, … statistics in rank
+ *  order, whatever the transport. Collective: every rank calls it. Without a communicator (or
+ *  with one rank) it changes nothing. Its bits depend on how the rows were split across ranks,
+ *  as any floating-point sum does; everything computed from a given Hessian does not. */
+AQ_API int aq_hessian_allreduce(aq_hessian *h);
 AQ_API int64_t aq_hessian_num_inputs(const aq_hessian *h);
 AQ_API int64_t aq_hessian_num_samples(const aq_hessian *h);
 /** Copy H + λ·mean(diag H)·I (full symmetric, n_inputs × n_inputs, leading dimension @p ld). */

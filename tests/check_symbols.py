@@ -6,11 +6,11 @@ import sys
 
 lib, mapfile = sys.argv[1], sys.argv[2]
 text = re.sub(r"/\*.*?\*/", "", open(mapfile).read(), flags=re.S)
-# Every version node's global list (AQINIT_0, then one node per release that added symbols).
+# Every version node's global: list (a node ends at "local:" or at its closing brace).
 listed = set()
-for node in re.findall(r"\{(.*?)\}", text, flags=re.S):
-    global_part = node.split("global:")[1].split("local:")[0] if "global:" in node else ""
-    listed |= {s.strip() for s in global_part.split(";") if s.strip()}
+for part in text.split("global:")[1:]:
+    part = part.split("local:")[0].split("}")[0]
+    listed |= {s.strip() for s in part.split(";") if s.strip()}
 
 out = subprocess.run(["nm", "-D", "--defined-only", lib], check=True, capture_output=True, text=True).stdout
 exported = set()

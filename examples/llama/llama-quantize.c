@@ -18,7 +18,12 @@
  * the codes by aq_quant_matvec (the LUT kernels), with a key/value cache. --heldout-windows N
  * then measures each layer's relative output error under Hessians of text it was not fitted to:
  * the N calibration windows after the --calib-windows used, and the N test windows after the
- * --ppl-windows scored (an overfitting and distribution-shift check). */
+ * --ppl-windows scored (an overfitting and distribution-shift check).
+ *
+ * Built a second time with AQEX_MPI as examples/mpi/aqinit-mpi-quantize: under mpirun every
+ * rank runs the same program, the calibration forward passes are shared (calibrate_mpi.h), the
+ * library shards its work over the ranks (aq_comm), rank 0 alone prints and writes --out, and
+ * the quantized layers are byte-identical to llama-quantize's. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>
@@ -33,6 +38,14 @@
 
 #include "calibrate.h"
 #include "llama_model.h"
+#ifdef AQEX_MPI
+#include <aqinit-mpi.h>
+
+#include "calibrate_mpi.h"
+#define PROGRAM "aqinit-mpi-quantize"
+#else
+#define PROGRAM "llama-quantize"
+#endif
 #include "tokenizer.h"
 #include "tokens.h"
 
@@ -113,8 +126,14 @@ static int cb_calibrate(int32_t k, aq_hessian *H, void *ud)
         h->shared_for = -1;
         if (aq_hessian_create(&h->shared, h->ctx, aq_hessian_num_inputs(H)) != AQ_OK)
             return 1;
+#ifdef AQEX_MPI
+        if (llm_calibrate_mpi(h->model, h->calib, h->n_calib, h->calib_windows, group, h->shared, MPI_COMM_WORLD)
+            != AQ_OK)
+            return 2;
+#else
         if (llm_calibrate(h->model, h->calib, h->n_calib, h->calib_windows, group, h->shared) != AQ_OK)
             return 2;
+#endif
         h->shared_for = group;
     }
     return aq_hessian_merge(H, h->shared) == AQ_OK ? 0 : 3;
@@ -184,7 +203,7 @@ static int heldout_error(host *h, llm_model *fp32, const uint16_t *tokens, size_
             *mean);
     return 0;
 fail:
-    fprintf(stderr, "llama-quantize: held-out %s error: %s\n", what, aq_context_last_error(h->ctx));
+    fprintf(stderr, PROGRAM ": held-out %s error: %s\n", what, aq_context_last_error(h->ctx));
     aq_hessian_free(H);
     return 1;
 }
@@ -272,7 +291,7 @@ static int write_manifest(const args *a, llm_model *m, double bpp)
         failed |= fclose(f) != 0;
     }
     if (failed || rename(tmp, path) != 0) {
-        fprintf(stderr, "llama-quantize: writing %s failed: %s\n", path, strerror(errno));
+        fprintf(stderr, PROGRAM ": writing %s failed: %s\n", path, strerror(errno));
         remove(tmp);
         return -1;
     }
@@ -336,7 +355,7 @@ static int generate(const args *a, host *h)
         snprintf(path, sizeof path, "%.*stokenizer.bin", slash ? (int)(slash - a->model + 1) : 0, a->model);
     }
     if (!logits || tokenizer_load(&tk, path, c->vocab_size, err, sizeof err) != 0) {
-        fprintf(stderr, "llama-quantize: %s\n", logits ? err : "out of memory");
+        fprintf(stderr, PROGRAM ": %s\n", logits ? err : "out of memory");
         free(logits);
         return 1;
     }
@@ -344,7 +363,7 @@ static int generate(const args *a, host *h)
     fprintf(stderr, "--- %d tokens from the quantized model (LUT kernels, temperature %.2f):\n", n, a->temperature);
     for (int pos = 0; pos < n; pos++) {
         if (llm_decode(h->model, token, pos, logits, lut_linear, h) != 0) {
-            fprintf(stderr, "llama-quantize: decoding failed\n");
+            fprintf(stderr, PROGRAM ": decoding failed\n");
             break;
         }
         int next = sample(logits, c->vocab_size, a->temperature, &state);
@@ -371,24 +390,34 @@ int main(int argc, char **argv)
     double nll_fp32 = 0, nll_q = 0;
     int st, rc;
     memset(&h, 0, sizeof h);
+#ifdef AQEX_MPI
+    aq_comm *comm = NULL;
+    int mpi_rank = 0;
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &mpi_rank);
+    if (mpi_rank != 0) { /* one voice: rank 0 prints */
+        if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
+            return 1;
+    }
+#endif
     if (parse(&a, argc, argv) != 0) {
         usage();
         return 2;
     }
     if (llm_load(&h.model, a.model, err, sizeof err) != 0 || tok_load(&calib, &n_calib, a.calib, err, sizeof err) != 0
         || tok_load(&test, &n_test, a.test, err, sizeof err) != 0) {
-        fprintf(stderr, "llama-quantize: %s\n", err);
+        fprintf(stderr, PROGRAM ": %s\n", err);
         return 1;
     }
     aq_format_init(&fmt);
     if (aq_format_parse(&fmt, a.format) != AQ_OK) {
-        fprintf(stderr, "llama-quantize: bad format '%s'\n", a.format);
+        fprintf(stderr, PROGRAM ": bad format '%s'\n", a.format);
         return 2;
     }
     const double bpp = model_bpp(&fmt, h.model);
     double t0 = now_seconds();
     if (llm_perplexity(h.model, test, n_test, a.ppl_windows, &nll_fp32, &n_pred) != 0) {
-        fprintf(stderr, "llama-quantize: the forward pass failed (out of memory for the activations?)\n");
+        fprintf(stderr, PROGRAM ": the forward pass failed (out of memory for the activations?)\n");
         return 1;
     }
     fprintf(stderr, "fp32 perplexity %.3f (%zu tokens, %.1f s)\n", exp(nll_fp32), n_pred, now_seconds() - t0);
@@ -402,6 +431,11 @@ int main(int argc, char **argv)
         || (st = aq_options_set_double(opts, AQ_OPT_HESSIAN_DAMPING, a.hessian_damping)) != AQ_OK
         || (st = aq_options_set_int(opts, AQ_OPT_PIPELINE_RESUME, a.resume)) != AQ_OK)
         goto fail;
+#ifdef AQEX_MPI
+    if ((st = aq_comm_mpi_create(&comm, MPI_COMM_WORLD)) != AQ_OK || (st = aq_context_set_comm(ctx, comm)) != AQ_OK)
+        goto fail;
+    fprintf(stderr, "%d MPI ranks\n", aq_context_comm_size(ctx));
+#endif
     double em_damping;
     aq_options_get_double(&em_damping, opts, AQ_OPT_EM_DAMPING);
     h.calib = calib, h.n_calib = n_calib, h.calib_windows = a.calib_windows, h.ctx = ctx, h.shared_for = -1;
@@ -423,7 +457,11 @@ int main(int argc, char **argv)
     if ((st = aq_pipeline_run(pipe)) != AQ_OK)
         goto fail;
     const double quant_seconds = now_seconds() - t0;
+#ifdef AQEX_MPI
+    if (a.out && mpi_rank == 0 && write_manifest(&a, h.model, bpp) != 0) {
+#else
     if (a.out && write_manifest(&a, h.model, bpp) != 0) {
+#endif
         st = AQ_ERR_IO;
         goto fail;
     }
@@ -436,7 +474,7 @@ int main(int argc, char **argv)
     if (a.heldout_windows > 0) {
         llm_model *fp32 = NULL;
         if (llm_load(&fp32, a.model, err, sizeof err) != 0) {
-            fprintf(stderr, "llama-quantize: %s\n", err);
+            fprintf(stderr, PROGRAM ": %s\n", err);
             st = AQ_ERR_IO;
             goto fail;
         }
@@ -450,7 +488,7 @@ int main(int argc, char **argv)
         if (!rc && a.check_heldout
             && !(rc = heldout_error(&h, fp32, calib, n_calib, 0, a.calib_windows, "training text", &train))
             && !(fabs(train - mean_err) <= 1e-4 * mean_err)) {
-            fprintf(stderr, "llama-quantize: training error re-measured %.7g, pipeline %.7g\n", train, mean_err);
+            fprintf(stderr, PROGRAM ": training error re-measured %.7g, pipeline %.7g\n", train, mean_err);
             rc = 1;
         }
         llm_free(fp32);
@@ -476,12 +514,12 @@ int main(int argc, char **argv)
         generate(&a, &h);
     const int too_high = a.max_ppl_ratio > 0 && !(exp(nll_q) <= a.max_ppl_ratio * exp(nll_fp32));
     if (too_high)
-        fprintf(stderr, "llama-quantize: quantized perplexity %.3f exceeds %.2f x fp32 %.3f\n", exp(nll_q),
+        fprintf(stderr, PROGRAM ": quantized perplexity %.3f exceeds %.2f x fp32 %.3f\n", exp(nll_q),
                 a.max_ppl_ratio, exp(nll_fp32));
     rc = too_high ? 1 : 0;
     goto cleanup;
 fail:
-    fprintf(stderr, "llama-quantize: %s (%s)\n", aq_strerror(st), ctx ? aq_context_last_error(ctx) : "");
+    fprintf(stderr, PROGRAM ": %s (%s)\n", aq_strerror(st), ctx ? aq_context_last_error(ctx) : "");
     rc = 1;
 cleanup:
     for (int k = 0; h.quants && k < llm_num_linears(h.model); k++)
@@ -494,5 +532,9 @@ cleanup:
     llm_free(h.model);
     free(calib);
     free(test);
+#ifdef AQEX_MPI
+    aq_comm_mpi_free(comm);
+    MPI_Finalize();
+#endif
     return rc;
 }

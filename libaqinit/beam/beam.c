@@ -44,6 +44,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/comm.h"
 #include "beam/beam_pass.h"
 
 #define BATCH_COLS 128   /* input columns per batch: batch groups = BATCH_COLS / g */
@@ -454,7 +455,7 @@ int aqi_opt_beam_pass(const aqi_layer *layer, aq_quant *q, const aqi_beam_config
     aqi_beam_pass ps;
     int st = 0;
     int32_t *scratch = NULL;
-    double total_before = 0.0, total_delta = 0.0;
+    double total_before = 0.0, total_delta = 0.0, *group_delta = NULL;
 
     if (cfg->width < 1 || cfg->width > AQI_BEAM_MAX_WIDTH)
         return aqi_fail(ctx, AQ_ERR_INVALID_ARG, "beam search: width %d outside 1..%d", (int)cfg->width,
@@ -483,16 +484,23 @@ int aqi_opt_beam_pass(const aqi_layer *layer, aq_quant *q, const aqi_beam_config
     int64_t n_j = cfg->max_in_groups > 0 && cfg->max_in_groups < ps.J ? cfg->max_in_groups : ps.J;
     ps.n_steps = n_j * ps.M;
 
+    /* Output groups are independent: with a communicator each rank searches its share
+     * [g0, g1) and the codes and per-group loss changes are gathered (core/comm.h). */
+    int64_t g0, g1;
+    aqi_comm_my_share(ctx, ps.P, &g0, &g1);
     st = setup_pass(&ps, n_j, &scratch);
-    if (st) {
+    if (!st && !(group_delta = aqi_calloc(ctx, (size_t)ps.P, sizeof(double))))
+        st = AQ_ERR_NOMEM;
+    if ((st = aqi_comm_agree(ctx, "beam search", st)) != AQ_OK) {
         free_pass(&ps, scratch);
+        aqi_free(ctx, group_delta);
         return st;
     }
     make_order(&ps, n_j, scratch);
     transpose_codebooks(&ps);
 
-    for (ps.p0 = 0; ps.p0 < ps.P && !st; ps.p0 += ps.R) {
-        ps.R = ps.P - ps.p0 < ps.R_max ? ps.P - ps.p0 : ps.R_max;
+    for (ps.p0 = g0; ps.p0 < g1 && !st; ps.p0 += ps.R) {
+        ps.R = g1 - ps.p0 < ps.R_max ? g1 - ps.p0 : ps.R_max;
         st = run_block(&ps);
         /* the best state (first of each sorted list) becomes the group's codes */
         for (int64_t p = 0; p < ps.R && !st; p++) {
@@ -500,10 +508,17 @@ int aqi_opt_beam_pass(const aqi_layer *layer, aq_quant *q, const aqi_beam_config
             for (int64_t j = 0; j < ps.J; j++)
                 for (int32_t m = 0; m < ps.M; m++)
                     aqi_code_set(q, ps.p0 + p, j, m, best[j * ps.M + m]);
-            total_delta += ps.loss[p * ps.width];
+            group_delta[ps.p0 + p] = ps.loss[p * ps.width];
         }
     }
     free_pass(&ps, scratch);
+    st = aqi_comm_allgather(ctx, "beam search", st, q->codes, ps.P,
+                            (size_t)ps.JM * (aqi_code_is_wide(q) ? sizeof(uint16_t) : sizeof(uint8_t)));
+    if (st == AQ_OK)
+        st = aqi_comm_allgather(ctx, "beam search", st, group_delta, ps.P, sizeof(double));
+    for (int64_t p = 0; p < ps.P && st == AQ_OK; p++)
+        total_delta += group_delta[p];
+    aqi_free(ctx, group_delta);
     if (st)
         return st;
     if (loss_before)

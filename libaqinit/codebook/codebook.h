@@ -7,15 +7,19 @@
 #include "objective/layer.h"
 
 /* out = Aᵀ s (X H) with X = W − Ŵ(cb) (@p residual) or Ŵ(cb), and ⟨X, X H⟩ into *quad (may be
- * NULL): the product of the iterative updates (codebook_product.c). Buffers of one row block. */
+ * NULL): the product of the iterative updates (codebook_product.c). Buffers of one row block and
+ * one partial sum per shard. Init and apply are collective with a communicator (their statuses
+ * are agreed): every rank calls them in the same order. */
 typedef struct aqi_cb_product {
     const aqi_layer *layer;
     const aq_quant *q;
     float *X, *G;
     int64_t chunk_groups;
+    int64_t n_shards;
+    double *partials; /* n_shards × (Q + 1) */
 } aqi_cb_product;
 int aqi_cb_product_init(aqi_cb_product *pr, const aqi_layer *layer, const aq_quant *q);
-void aqi_cb_product_apply(aqi_cb_product *pr, const float *cb, int residual, double *out, double *quad);
+int aqi_cb_product_apply(aqi_cb_product *pr, const float *cb, int residual, double *out, double *quad);
 void aqi_cb_product_free(aqi_cb_product *pr);
 
 /* Codebook update of ::AQ_OPT_CODEBOOK_UPDATE, then the closed-form scales if

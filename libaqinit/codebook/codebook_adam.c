@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "codebook/codebook.h"
+#include "core/comm.h"
 
 int aqi_opt_codebooks_adam(const aqi_layer *layer, aq_quant *q, int64_t steps, double lr)
 {
@@ -16,19 +17,21 @@ int aqi_opt_codebooks_adam(const aqi_layer *layer, aq_quant *q, int64_t steps, d
     const double beta2 = 0.95, eps = 1e-8, scale = 1.0 / (double)q->rows;
     const size_t n = q->codebooks_count;
     aqi_cb_product pr;
-    if (aqi_cb_product_init(&pr, layer, q))
-        return AQ_ERR_NOMEM;
+    int st = aqi_cb_product_init(&pr, layer, q);
+    if (st != AQ_OK)
+        return st;
     double *grad = aqi_alloc(ctx, n * sizeof(double));
     double *v = grad ? aqi_calloc(ctx, n, sizeof(double)) : NULL;
     double *vmax = v ? aqi_calloc(ctx, n, sizeof(double)) : NULL;
     float *best = vmax ? aqi_alloc(ctx, n * sizeof(float)) : NULL;
     double best_loss = INFINITY, bias2 = 1.0;
-    int st = best ? AQ_OK : AQ_ERR_NOMEM;
+    st = aqi_comm_agree(ctx, "the codebook update", best ? AQ_OK : AQ_ERR_NOMEM);
 
     for (int64_t step = 0; step <= steps && !st; step++) {
         /* r = Aᵀ s (ΔW H) and L: the loss L/O and ∂(L/O)/∂C = −(2/O) r */
         double L;
-        aqi_cb_product_apply(&pr, q->codebooks, 1, grad, &L);
+        if ((st = aqi_cb_product_apply(&pr, q->codebooks, 1, grad, &L)) != AQ_OK)
+            break;
         L *= scale;
         for (size_t i = 0; i < n; i++)
             grad[i] *= -2.0 * scale;

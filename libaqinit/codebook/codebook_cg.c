@@ -30,6 +30,7 @@
 
 
 #include "codebook/codebook.h"
+#include "core/comm.h"
 
 typedef struct cg_ws {
     const aq_quant *q;
@@ -179,8 +180,9 @@ int aqi_opt_codebooks_cg(const aqi_layer *layer, aq_quant *q, int64_t iterations
 
     if (iterations <= 0)
         return AQ_OK;
-    if (aqi_cb_product_init(&pr, layer, q))
-        return AQ_ERR_NOMEM;
+    int st = aqi_cb_product_init(&pr, layer, q);
+    if (st != AQ_OK)
+        return st;
     /* vectors in double, layout [M·K][g_o][g]: x, r, r₀, z, d, Nd, Nδ = Σ α·Nd; per row i:
      * rᵀz (old and new), dᵀNd, rᵀd, δᵀNδ; the direction as float codebooks; rows still iterating */
     double *x = aqi_alloc(ctx, 7 * n * sizeof(double));
@@ -188,7 +190,7 @@ int aqi_opt_codebooks_cg(const aqi_layer *layer, aq_quant *q, int64_t iterations
     float *dirf = scal ? aqi_alloc(ctx, n * sizeof(float)) : NULL;
     unsigned char *active = dirf ? aqi_alloc(ctx, (size_t)go) : NULL;
     ws.Binv = active ? aqi_alloc(ctx, MK * gg * sizeof(double)) : NULL;
-    int st = ws.Binv ? AQ_OK : AQ_ERR_NOMEM;
+    st = aqi_comm_agree(ctx, "the codebook update", ws.Binv ? AQ_OK : AQ_ERR_NOMEM);
     if (st)
         goto done;
     double *r = x + n, *r0 = r + n, *z = r0 + n, *d = z + n, *Nd = d + n, *Ndelta = Nd + n;
@@ -198,7 +200,8 @@ int aqi_opt_codebooks_cg(const aqi_layer *layer, aq_quant *q, int64_t iterations
         x[k] = q->codebooks[k];
     memset(Ndelta, 0, n * sizeof(double));
     build_preconditioner(&ws);
-    aqi_cb_product_apply(&pr, q->codebooks, 1, r, NULL); /* r₀ = b − N x₀ */
+    if ((st = aqi_cb_product_apply(&pr, q->codebooks, 1, r, NULL)) != AQ_OK) /* r₀ = b − N x₀ */
+        goto done;
     memcpy(r0, r, n * sizeof(double));
     apply_preconditioner(&ws, r, z);
     memcpy(d, z, n * sizeof(double));
@@ -221,7 +224,8 @@ int aqi_opt_codebooks_cg(const aqi_layer *layer, aq_quant *q, int64_t iterations
                     dirf[k] = active[i] ? (float)d[k] : 0.0f;
                     d[k] = dirf[k];
                 }
-        aqi_cb_product_apply(&pr, dirf, 0, Nd, NULL);
+        if ((st = aqi_cb_product_apply(&pr, dirf, 0, Nd, NULL)) != AQ_OK)
+            goto done;
         row_dots(q, d, Nd, dNd);
         row_dots(q, r, d, rd);
         for (int32_t i = 0; i < go; i++)

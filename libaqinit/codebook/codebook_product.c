@@ -6,14 +6,19 @@
  * i.e. s_p·(X H)[tile (p, j)] scattered to the codeword each tile uses, layout [M·K][g_o][g].
  * With X = W − Ŵ it is b − N x, half the negative gradient of L; with X = Ŵ(d) it is N d.
  * By blocks of whole output groups: a reconstruction, one float sgemm with H, the scatter in
- * double; ⟨X, X H⟩ (L for the residual) comes along. */
+ * double; ⟨X, X H⟩ (L for the residual) comes along. The blocks fall into PRODUCT_SHARDS fixed
+ * shards, each summed into its own partial; the partials are added in shard order. With a
+ * communicator each rank computes its share of the shards and the partials are gathered, so the
+ * sums are the same on any number of ranks (core/comm.h). */
 #include <string.h>
 
 #include <cblas.h>
 
 #include "codebook/codebook.h"
+#include "core/comm.h"
 
 #define PRODUCT_BLOCK_ROWS 256
+#define PRODUCT_SHARDS 8 /* ranks beyond this many share the product's work no further */
 
 int aqi_cb_product_init(aqi_cb_product *pr, const aqi_layer *layer, const aq_quant *q)
 {
@@ -24,54 +29,57 @@ int aqi_cb_product_init(aqi_cb_product *pr, const aqi_layer *layer, const aq_qua
     if (pr->chunk_groups > q->n_out_groups)
         pr->chunk_groups = q->n_out_groups;
     const size_t block = (size_t)(pr->chunk_groups * q->go) * (size_t)q->cols;
+    const int64_t n_blocks = (q->n_out_groups + pr->chunk_groups - 1) / pr->chunk_groups;
+    pr->n_shards = n_blocks < PRODUCT_SHARDS ? n_blocks : PRODUCT_SHARDS;
     pr->X = aqi_alloc(ctx, block * sizeof(float));
     pr->G = pr->X ? aqi_alloc(ctx, block * sizeof(float)) : NULL;
-    if (!pr->G) {
-        aqi_free(ctx, pr->X);
-        pr->X = NULL;
-        return AQ_ERR_NOMEM;
-    }
-    return AQ_OK;
+    pr->partials = pr->G ? aqi_alloc(ctx, (size_t)pr->n_shards * (q->codebooks_count + 1) * sizeof(double)) : NULL;
+    int st = aqi_comm_agree(ctx, "the codebook update", pr->partials ? AQ_OK : AQ_ERR_NOMEM);
+    if (st != AQ_OK)
+        aqi_cb_product_free(pr);
+    return st;
 }
 
 void aqi_cb_product_free(aqi_cb_product *pr)
 {
     aqi_free(pr->layer->ctx, pr->X);
     aqi_free(pr->layer->ctx, pr->G);
+    aqi_free(pr->layer->ctx, pr->partials);
     pr->X = pr->G = NULL;
+    pr->partials = NULL;
 }
 
-void aqi_cb_product_apply(aqi_cb_product *pr, const float *cb, int residual, double *out, double *quad)
+/* Blocks [b0, b1) of shard @p c into part[0 .. Q) and ⟨X, X H⟩ into part[Q]. */
+static void apply_shard(aqi_cb_product *pr, const aq_quant *view, int residual, int64_t c, double *part)
 {
     const aq_quant *q = pr->q;
     const aqi_layer *layer = pr->layer;
-    const int64_t ncols = q->cols, go = q->go, J = q->n_in_groups;
+    const int64_t ncols = q->cols, go = q->go, J = q->n_in_groups, P = q->n_out_groups;
+    const int64_t n_blocks = (P + pr->chunk_groups - 1) / pr->chunk_groups;
+    const int64_t b0 = n_blocks * c / pr->n_shards, b1 = n_blocks * (c + 1) / pr->n_shards;
     const int32_t g = q->g;
-    aq_quant view = *q;
     double xgx = 0.0;
-    view.codebooks = (float *)cb;
-    memset(out, 0, q->codebooks_count * sizeof(double));
-    for (int64_t p0 = 0; p0 < q->n_out_groups; p0 += pr->chunk_groups) {
-        const int64_t p1 = p0 + pr->chunk_groups < q->n_out_groups ? p0 + pr->chunk_groups : q->n_out_groups;
+    memset(part, 0, (q->codebooks_count + 1) * sizeof(double));
+    for (int64_t p0 = b0 * pr->chunk_groups; p0 < P && p0 < b1 * pr->chunk_groups; p0 += pr->chunk_groups) {
+        const int64_t p1 = p0 + pr->chunk_groups < P ? p0 + pr->chunk_groups : P;
         const int64_t rows = (p1 - p0) * go;
-        aqi_opt_reconstruct(&view, p0, p1, pr->X, ncols, 1);
+        aqi_opt_reconstruct(view, p0, p1, pr->X, ncols, 1);
         if (residual)
             for (int64_t r = 0; r < rows; r++) {
                 const float *w = layer->W + (p0 * go + r) * layer->ld;
                 float *x = pr->X + r * ncols;
-                for (int64_t c = 0; c < ncols; c++)
-                    x[c] = w[c] - x[c];
+                for (int64_t col = 0; col < ncols; col++)
+                    x[col] = w[col] - x[col];
             }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)ncols, (int)ncols, 1.0f, pr->X,
                     (int)ncols, layer->H, (int)ncols, 0.0f, pr->G, (int)ncols);
-        if (quad)
-            for (size_t i = 0; i < (size_t)rows * (size_t)ncols; i++)
-                xgx += (double)pr->X[i] * (double)pr->G[i];
+        for (size_t i = 0; i < (size_t)rows * (size_t)ncols; i++)
+            xgx += (double)pr->X[i] * (double)pr->G[i];
         for (int64_t p = p0; p < p1; p++) {
             const double s = q->scales[p];
             for (int64_t j = 0; j < J; j++)
                 for (int32_t m = 0; m < q->M; m++) {
-                    double *o = out + ((size_t)m * q->K + aqi_code_get(q, p, j, m)) * (size_t)(go * g);
+                    double *o = part + ((size_t)m * q->K + aqi_code_get(q, p, j, m)) * (size_t)(go * g);
                     for (int64_t i = 0; i < go; i++) {
                         const float *src = pr->G + ((p - p0) * go + i) * ncols + j * g;
                         for (int32_t d = 0; d < g; d++)
@@ -80,6 +88,33 @@ void aqi_cb_product_apply(aqi_cb_product *pr, const float *cb, int residual, dou
                 }
         }
     }
+    part[q->codebooks_count] = xgx;
+}
+
+int aqi_cb_product_apply(aqi_cb_product *pr, const float *cb, int residual, double *out, double *quad)
+{
+    const aq_quant *q = pr->q;
+    aq_context *ctx = pr->layer->ctx;
+    const size_t Q = q->codebooks_count;
+    aq_quant view = *q;
+    int64_t c0, c1;
+    view.codebooks = (float *)cb;
+    aqi_comm_my_share(ctx, pr->n_shards, &c0, &c1);
+    for (int64_t c = c0; c < c1; c++)
+        apply_shard(pr, &view, residual, c, pr->partials + (size_t)c * (Q + 1));
+    int st = aqi_comm_allgather(ctx, "the codebook update", AQ_OK, pr->partials, pr->n_shards,
+                                (Q + 1) * sizeof(double));
+    if (st != AQ_OK)
+        return st;
+    memset(out, 0, Q * sizeof(double));
+    double xgx = 0.0;
+    for (int64_t c = 0; c < pr->n_shards; c++) {
+        const double *part = pr->partials + (size_t)c * (Q + 1);
+        for (size_t e = 0; e < Q; e++)
+            out[e] += part[e];
+        xgx += part[Q];
+    }
     if (quad)
         *quad = xgx;
+    return AQ_OK;
 }

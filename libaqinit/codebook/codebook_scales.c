@@ -10,6 +10,7 @@
 #include <cblas.h>
 
 #include "codebook/codebook.h"
+#include "core/comm.h"
 
 #define SCALE_BLOCK_ROWS 256
 
@@ -24,14 +25,20 @@ int aqi_opt_scales(const aqi_layer *layer, aq_quant *q)
     double *a = aqi_calloc(ctx, 2 * (size_t)P, sizeof(double));
     float *V = a ? aqi_alloc(ctx, block * sizeof(float)) : NULL;
     float *VH = V ? aqi_alloc(ctx, block * sizeof(float)) : NULL;
-    if (!VH) {
+    int st = aqi_comm_agree(ctx, "the scale update", VH ? AQ_OK : AQ_ERR_NOMEM);
+    if (st != AQ_OK) {
         aqi_free(ctx, a);
         aqi_free(ctx, V);
-        return AQ_ERR_NOMEM;
+        aqi_free(ctx, VH);
+        return st;
     }
     double *c = a + P;
-    for (int64_t p0 = 0; p0 < P; p0 += chunk) {
-        const int64_t p1 = p0 + chunk < P ? p0 + chunk : P, rows = (p1 - p0) * go;
+    /* a_p and c_p depend on group p alone: with a communicator each rank takes whole blocks of
+     * groups and the sums are gathered (core/comm.h) */
+    int64_t g0, g1;
+    aqi_comm_share_blocks(ctx, P, chunk, aqi_comm_rank(ctx), &g0, &g1);
+    for (int64_t p0 = g0; p0 < g1; p0 += chunk) {
+        const int64_t p1 = p0 + chunk < g1 ? p0 + chunk : g1, rows = (p1 - p0) * go;
         aqi_opt_reconstruct(q, p0, p1, V, ncols, 0);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)ncols, (int)ncols, 1.0f, V,
                     (int)ncols, layer->H, (int)ncols, 0.0f, VH, (int)ncols);
@@ -48,7 +55,10 @@ int aqi_opt_scales(const aqi_layer *layer, aq_quant *q)
             c[p] += sc;
         }
     }
-    for (int64_t p = 0; p < P; p++) {
+    st = aqi_comm_allgather_blocks(ctx, "the scale update", AQ_OK, a, P, chunk, sizeof(double));
+    if (st == AQ_OK)
+        st = aqi_comm_allgather_blocks(ctx, "the scale update", AQ_OK, c, P, chunk, sizeof(double));
+    for (int64_t p = 0; p < P && st == AQ_OK; p++) {
         double s_old = q->scales[p], s_new;
         if (!(c[p] > 0.0))
             continue;
@@ -63,5 +73,5 @@ int aqi_opt_scales(const aqi_layer *layer, aq_quant *q)
     aqi_free(ctx, a);
     aqi_free(ctx, V);
     aqi_free(ctx, VH);
-    return AQ_OK;
+    return st;
 }

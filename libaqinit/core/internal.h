@@ -34,6 +34,8 @@ struct aq_context {
     char last_error[512];
     pthread_mutex_t pool_lock; /* one parallel region at a time per context */
     aqi_pool *pool;
+    int has_comm;  /* aq_context_set_comm: comm is set */
+    aq_comm comm;  /* core/comm.h */
 };
 
 /* ---- errors and logging (error.c) ---- */
@@ -62,6 +64,8 @@ typedef int (*aqi_range_fn)(void *arg, int64_t begin, int64_t end, int worker);
  * the lowest-numbered failing chunk (0 if none). Nested calls run serially. */
 int aqi_parallel_for(aq_context *ctx, int64_t n, aqi_range_fn fn, void *arg);
 int aqi_num_workers(aq_context *ctx); /* chunks aqi_parallel_for will use */
+/* aqi_parallel_for over the items [begin, end) (a rank's share of a sharded loop). */
+int aqi_parallel_for_range(aq_context *ctx, int64_t begin, int64_t end, aqi_range_fn fn, void *arg);
 
 /* Vector level of the CPU kernels (cpu.c): 2 AVX-512, 1 AVX2 + FMA, 0 baseline. force >= 0
  * selects min(force, the best the CPU runs) for the whole process (tests); force < 0 only asks. */

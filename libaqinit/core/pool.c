@@ -198,3 +198,18 @@ int aqi_parallel_for(aq_context *ctx, int64_t n, aqi_range_fn fn, void *arg)
     pthread_mutex_unlock(&ctx->pool_lock);
     return st;
 }
+
+/* aqi_parallel_for over [begin, end): the same split of end − begin items, shifted. */
+typedef struct shifted_job { aqi_range_fn fn; void *arg; int64_t offset; } shifted_job;
+
+static int shifted_range(void *arg, int64_t begin, int64_t end, int worker)
+{
+    const shifted_job *job = arg;
+    return job->fn(job->arg, begin + job->offset, end + job->offset, worker);
+}
+
+int aqi_parallel_for_range(aq_context *ctx, int64_t begin, int64_t end, aqi_range_fn fn, void *arg)
+{
+    shifted_job job = {fn, arg, begin};
+    return aqi_parallel_for(ctx, end - begin, shifted_range, &job);
+}

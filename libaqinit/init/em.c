@@ -2,11 +2,15 @@
  *
  * Determinism: the E-step treats every point independently, the M-step every cluster
  * independently (its points in increasing index order, whatever the split), and the objective is summed over
- * fixed blocks in order; so the results do not depend on the number of threads. */
+ * fixed blocks in order; so the results do not depend on the number of threads. With a
+ * communicator (core/comm.h) each rank takes its share of the input groups or points (E-step),
+ * clusters (M-step) and blocks (objective), computed exactly as above, and the shares are
+ * broadcast: the same bits for any number of ranks. */
 #include <lapacke.h>
 #include <math.h>
 #include <string.h>
 
+#include "core/comm.h"
 #include "init/assign.h"
 #include "init/em.h"
 
@@ -194,7 +198,10 @@ int aqi_em_objective(aqi_em_work *w, const float *R, const float *C, const int32
     const int64_t n_blocks = (w->metric->n_points + AQI_EM_OBJECTIVE_BLOCK - 1) / AQI_EM_OBJECTIVE_BLOCK;
     em_job job = {w, NULL, R, C, NULL, (int32_t *)codes, 0};
     double total = 0.0;
-    int st = aqi_parallel_for(w->ctx, n_blocks, objective_range, &job);
+    int64_t b0, b1;
+    aqi_comm_my_share(w->ctx, n_blocks, &b0, &b1);
+    int st = aqi_parallel_for_range(w->ctx, b0, b1, objective_range, &job);
+    st = aqi_comm_allgather(w->ctx, "aq_init", st, w->partials, n_blocks, sizeof(double));
     if (st != AQ_OK)
         return st;
     for (int64_t b = 0; b < n_blocks; b++)
@@ -305,16 +312,48 @@ int aqi_em_estep(aqi_em_work *w, const float *R, const float *C, int32_t *codes,
     w->bounds_valid = 0; /* the codes may change without the bounds */
     memset(w->changed, 0, sizeof(int64_t) * (size_t)n_tasks);
     if (is_mahalanobis(m)) {
-        st = aqi_parallel_for(w->ctx, m->n_groups, estep_groups_range, &job);
+        int64_t j0, j1;
+        aqi_comm_my_share(w->ctx, m->n_groups, &j0, &j1);
+        st = aqi_parallel_for_range(w->ctx, j0, j1, estep_groups_range, &job);
+        st = aqi_em_share_group_codes(w, st, codes, j0, j1);
     } else {
+        int64_t i0, i1;
         score_table(w, NULL, C, w->tables);
-        st = aqi_parallel_for(w->ctx, m->n_points, estep_points_range, &job);
+        aqi_comm_my_share(w->ctx, m->n_points, &i0, &i1);
+        st = aqi_parallel_for_range(w->ctx, i0, i1, estep_points_range, &job);
+        st = aqi_comm_allgather(w->ctx, "aq_init", st, codes, m->n_points, sizeof(int32_t));
     }
     if (st != AQ_OK)
         return st;
     *n_changed = 0;
     for (int64_t t = 0; t < n_tasks; t++)
         *n_changed += w->changed[t];
+    /* The per-group counts were exchanged with the codes; the per-worker ones are summed. */
+    return is_mahalanobis(m) ? AQ_OK : aqi_comm_sum_i64(w->ctx, "aq_init", n_changed);
+}
+
+/* After a sharded Mahalanobis E-step: this rank's groups [j0, j1) are up to date in @p codes
+ * (point i = p·J + j) and w->changed[j]; send them group-major through the proposal buffer
+ * and take the other ranks' groups (codes and counts) from it. */
+int aqi_em_share_group_codes(aqi_em_work *w, int status, int32_t *codes, int64_t j0, int64_t j1)
+{
+    const aqi_em_metric *m = w->metric;
+    const int64_t J = m->n_groups, P = m->n_points / J;
+    int st;
+    if (aqi_comm_size(w->ctx) == 1)
+        return status;
+    for (int64_t j = j0; j < j1 && status == AQ_OK; j++)
+        for (int64_t p = 0; p < P; p++)
+            w->codes_new[j * P + p] = codes[p * J + j];
+    st = aqi_comm_allgather(w->ctx, "aq_init", status, w->codes_new, J, sizeof(int32_t) * (size_t)P);
+    if (st == AQ_OK)
+        st = aqi_comm_allgather(w->ctx, "aq_init", st, w->changed, J, sizeof(int64_t));
+    if (st != AQ_OK)
+        return st;
+    for (int64_t j = 0; j < J; j++)
+        if (j < j0 || j >= j1)
+            for (int64_t p = 0; p < P; p++)
+                codes[p * J + j] = w->codes_new[j * P + p];
     return AQ_OK;
 }
 
@@ -475,7 +514,10 @@ int aqi_em_mstep(aqi_em_work *w, const aqi_em_params *params, const float *R, fl
                  const int32_t *codes)
 {
     em_job job = {w, params, R, NULL, C, (int32_t *)codes, 0};
-    return aqi_parallel_for(w->ctx, w->K, mstep_range, &job);
+    int64_t k0, k1;
+    aqi_comm_my_share(w->ctx, w->K, &k0, &k1);
+    int st = aqi_parallel_for_range(w->ctx, k0, k1, mstep_range, &job);
+    return aqi_comm_allgather(w->ctx, "aq_init", st, C, w->K, sizeof(float) * (size_t)w->metric->D);
 }
 
 /* ---------------------------------------------------------------- driver */
@@ -494,15 +536,16 @@ int aqi_em_run(aqi_em_work *w, const aqi_em_params *params, const float *R, floa
             return st;
     }
     if ((st = aqi_em_objective(w, R, C, codes, &objective)) != AQ_OK
-        || (st = aqi_progress(w->ctx, params->operation, params->stage, params->n_stages, 0, objective)) != AQ_OK)
+        || (st = aqi_comm_agree(w->ctx, "aq_init", aqi_progress(w->ctx, params->operation, params->stage,
+                                                                  params->n_stages, 0, objective))) != AQ_OK)
         return st;
     for (int64_t round = 1; round <= params->max_rounds; round++) {
         aqi_em_bounds_mark(w, C);
         if ((st = aqi_em_mstep(w, params, R, C, codes)) != AQ_OK
             || (st = aqi_em_estep(w, R, C, codes, 1, &changed)) != AQ_OK
             || (st = aqi_em_objective(w, R, C, codes, &next)) != AQ_OK
-            || (st = aqi_progress(w->ctx, params->operation, params->stage, params->n_stages,
-                                  (int32_t)round, next)) != AQ_OK)
+            || (st = aqi_comm_agree(w->ctx, "aq_init", aqi_progress(w->ctx, params->operation, params->stage,
+                                                                      params->n_stages, (int32_t)round, next))) != AQ_OK)
             return st;
         const double decrease = objective > 0.0 ? (objective - next) / objective : 0.0;
         objective = next;

@@ -90,6 +90,8 @@ void aqi_em_bounds_free(aqi_em_work *w);
 void aqi_em_bounds_mark(aqi_em_work *w, const float *C);
 int aqi_em_estep_bounded(aqi_em_work *w, const float *R, const float *C, int32_t *codes, int guard,
                          int64_t *n_changed);
+/* The exchange after a sharded Mahalanobis E-step over input groups [j0, j1) (em.c). */
+int aqi_em_share_group_codes(aqi_em_work *w, int status, int32_t *codes, int64_t j0, int64_t j1);
 
 /* Seeding: K centroids from K distinct random points (all points and repeats if K > N), or
  * k-means++ (D² sampling, Euclidean). */

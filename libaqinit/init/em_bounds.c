@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "init/assign.h"
+#include "core/comm.h"
 #include "init/em.h"
 
 #define AQI_BOUNDS_CHUNK 256 /* points per scan batch, on the worker's stack */
@@ -220,7 +221,12 @@ int aqi_em_estep_bounded(aqi_em_work *w, const float *R, const float *C, int32_t
     memset(w->scanned, 0, sizeof(int64_t) * (size_t)w->n_workers);
     w->prev_valid = 0;
     w->bounds_valid = 0;
-    if ((st = aqi_parallel_for(w->ctx, w->metric->n_points, bounds_range, &job)) != AQ_OK)
+    /* With a communicator each rank scans and bounds its own share of the points, the same
+     * share every round, so its bounds stay valid for exactly the points it owns. */
+    int64_t i0, i1;
+    aqi_comm_my_share(w->ctx, w->metric->n_points, &i0, &i1);
+    st = aqi_parallel_for_range(w->ctx, i0, i1, bounds_range, &job);
+    if ((st = aqi_comm_allgather(w->ctx, "aq_init", st, codes, w->metric->n_points, sizeof(int32_t))) != AQ_OK)
         return st;
     w->bounds_valid = 1;
     *n_changed = 0;
@@ -229,5 +235,7 @@ int aqi_em_estep_bounded(aqi_em_work *w, const float *R, const float *C, int32_t
         *n_changed += w->changed[t];
         w->last_scanned += w->scanned[t];
     }
-    return AQ_OK;
+    if ((st = aqi_comm_sum_i64(w->ctx, "aq_init", n_changed)) != AQ_OK)
+        return st;
+    return aqi_comm_sum_i64(w->ctx, "aq_init", &w->last_scanned);
 }

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/comm.h"
 #include "init/em.h"
 #include "core/options.h"
 #include "quant/quant.h"
@@ -176,7 +177,7 @@ static int fit_codebook(init_state *s, int m, uint64_t stream, float *C)
     int st;
     if (!oaem || o->em_seeding == AQ_EM_SEED_KMEANS || o->em_seeding == AQ_EM_SEED_PRODUCT) {
         aqi_em_params kp = kmeans_params(s, m);
-        if ((st = seed_stage(s, stream, o->kmeans_seeding == AQ_SEEDING_KMEANSPP, C)) != AQ_OK
+        if ((st = aqi_comm_agree(s->ctx, "aq_init", seed_stage(s, stream, o->kmeans_seeding == AQ_SEEDING_KMEANSPP, C))) != AQ_OK
             || (st = aqi_em_run(&s->work_euclid, &kp, s->R, C, s->codes, 1, &objective)) != AQ_OK)
             return st;
         if (oaem) {
@@ -186,7 +187,7 @@ static int fit_codebook(init_state *s, int m, uint64_t stream, float *C)
         }
     } else {
         aqi_em_params ep = oaem_params(s, m, "init.oaem");
-        if ((st = seed_stage(s, stream, o->em_seeding == AQ_EM_SEED_KMEANSPP, C)) != AQ_OK
+        if ((st = aqi_comm_agree(s->ctx, "aq_init", seed_stage(s, stream, o->em_seeding == AQ_EM_SEED_KMEANSPP, C))) != AQ_OK
             || (st = aqi_em_run(&s->work_mahalanobis, &ep, s->R, C, s->codes, 1, &objective)) != AQ_OK)
             return st;
     }
@@ -205,7 +206,7 @@ static int seed_product(init_state *s, int m, float *C)
     const int64_t D = (int64_t)q->go * q->g, N = q->n_out_groups * q->n_in_groups;
     float *Ca = aqi_alloc(s->ctx, sizeof(float) * (size_t)((Ka + Kb) * D));
     int32_t *codes_a = Ca ? aqi_alloc(s->ctx, sizeof(int32_t) * (size_t)N) : NULL;
-    int st = codes_a ? AQ_OK : AQ_ERR_NOMEM;
+    int st = aqi_comm_agree(s->ctx, "aq_init", codes_a ? AQ_OK : AQ_ERR_NOMEM);
     float *Cb = Ca + Ka * D;
     const uint64_t stream = (uint64_t)m << 32;
     for (int half = 0; half < 2 && st == AQ_OK; half++) {
@@ -326,14 +327,16 @@ int aq_init(aq_context *ctx, aq_quant *quant, const float *W, int64_t ld, const 
     memset(&s, 0, sizeof s);
     s.ctx = ctx;
     s.opt = options ? &options->v : &defaults;
-    if ((st = aqi_check_owners(ctx, "aq_init", quant, H, options)) != AQ_OK
-        || (st = check_arguments(ctx, quant, W, ld, H, s.opt)) != AQ_OK)
+    st = aqi_check_owners(ctx, "aq_init", quant, H, options);
+    if ((st = aqi_comm_agree(ctx, "aq_init", st ? st : check_arguments(ctx, quant, W, ld, H, s.opt))) != AQ_OK)
         return st;
     pthread_mutex_lock(&ctx->lock);
     s.seed = ctx->seed;
     pthread_mutex_unlock(&ctx->lock);
-    if ((st = aqi_quant_new(&s.out, ctx, &quant->fmt, quant->rows, quant->cols)) == AQ_OK
-        && (st = allocate(&s, H)) == AQ_OK) {
+    st = aqi_quant_new(&s.out, ctx, &quant->fmt, quant->rows, quant->cols);
+    if (st == AQ_OK)
+        st = allocate(&s, H);
+    if ((st = aqi_comm_agree(ctx, "aq_init", st)) == AQ_OK) {
         scale_and_tile(&s, W, ld);
         if (s.weights)
             for (int64_t p = 0; p < s.out->n_out_groups; p++)

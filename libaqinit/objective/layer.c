@@ -4,6 +4,7 @@
 
 #include <cblas.h>
 
+#include "core/comm.h"
 #include "objective/layer.h"
 
 #define LOSS_CHUNK_ROWS 256
@@ -40,15 +41,25 @@ int aqi_opt_loss(const aqi_layer *layer, const aq_quant *q, double *loss, double
     int64_t chunk_groups = LOSS_CHUNK_ROWS / go < 1 ? 1 : LOSS_CHUNK_ROWS / go;
     if (chunk_groups > q->n_out_groups)
         chunk_groups = q->n_out_groups;
+    /* Sums per chunk of output groups, added in chunk order; with a communicator each rank
+     * computes its share of the chunks and the partial sums are gathered (core/comm.h). */
+    const int64_t n_chunks = (q->n_out_groups + chunk_groups - 1) / chunk_groups;
     size_t n = (size_t)(chunk_groups * go) * (size_t)ncols;
     float *X = aqi_alloc(ctx, n * sizeof(float));
     float *XH = X ? aqi_alloc(ctx, n * sizeof(float)) : NULL;
+    double *parts = XH ? aqi_calloc(ctx, (size_t)n_chunks, 2 * sizeof(double)) : NULL;
     double L = 0.0, E = 0.0;
-    if (!XH) {
+    int64_t c0, c1;
+    int st = aqi_comm_agree(ctx, "the layer objective", parts ? AQ_OK : AQ_ERR_NOMEM);
+    if (st != AQ_OK) {
         aqi_free(ctx, X);
-        return AQ_ERR_NOMEM;
+        aqi_free(ctx, XH);
+        aqi_free(ctx, parts);
+        return st;
     }
-    for (int64_t p0 = 0; p0 < q->n_out_groups; p0 += chunk_groups) {
+    aqi_comm_my_share(ctx, n_chunks, &c0, &c1);
+    for (int64_t c = c0; c < c1; c++) {
+        int64_t p0 = c * chunk_groups;
         int64_t p1 = p0 + chunk_groups < q->n_out_groups ? p0 + chunk_groups : q->n_out_groups;
         int64_t rows = (p1 - p0) * go;
         for (int pass = 0; pass < (w_energy ? 2 : 1); pass++) {
@@ -58,22 +69,27 @@ int aqi_opt_loss(const aqi_layer *layer, const aq_quant *q, double *loss, double
             for (int64_t r = 0; r < rows; r++) {
                 const float *w = layer->W + (p0 * go + r) * layer->ld;
                 float *x = X + r * ncols;
-                for (int64_t c = 0; c < ncols; c++)
-                    x[c] = pass == 0 ? w[c] - x[c] : w[c];
+                for (int64_t col = 0; col < ncols; col++)
+                    x[col] = pass == 0 ? w[col] - x[col] : w[col];
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)ncols, (int)ncols, 1.0f,
                         X, (int)ncols, layer->H, (int)ncols, 0.0f, XH, (int)ncols);
             double acc = 0.0;
             for (size_t i = 0; i < (size_t)rows * (size_t)ncols; i++)
                 acc += (double)X[i] * (double)XH[i];
-            if (pass == 0)
-                L += acc;
-            else
-                E += acc;
+            parts[2 * c + pass] = acc;
         }
     }
     aqi_free(ctx, X);
     aqi_free(ctx, XH);
+    st = aqi_comm_allgather(ctx, "the layer objective", AQ_OK, parts, n_chunks, 2 * sizeof(double));
+    for (int64_t c = 0; c < n_chunks && st == AQ_OK; c++) {
+        L += parts[2 * c];
+        E += parts[2 * c + 1];
+    }
+    aqi_free(ctx, parts);
+    if (st != AQ_OK)
+        return st;
     *loss = L;
     if (w_energy)
         *w_energy = E;

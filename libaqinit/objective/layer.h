@@ -50,7 +50,9 @@ typedef struct aqi_layer_session {
 
 int aqi_layer_session_open(aqi_layer_session *s, aq_context *ctx, const char *fn, aq_quant *quant,
                            const float *W, int64_t ld, const aq_hessian *H, const aq_options *options);
-/* Returns st. */
+/* Returns st, agreed across ranks with a communicator (every rank commits or none does);
+ * _local neither agrees nor communicates. */
 int aqi_layer_session_close(aqi_layer_session *s, aq_context *ctx, aq_quant *quant, int st);
+int aqi_layer_session_close_local(aqi_layer_session *s, aq_context *ctx, aq_quant *quant, int st);
 
 #endif

@@ -9,6 +9,7 @@
 #include <lapacke.h>
 
 #include "hessian/hessian_internal.h"
+#include "core/comm.h"
 #include "objective/layer.h"
 
 
@@ -103,8 +104,8 @@ static int float_hessian(aq_context *ctx, const char *fn, const aq_hessian *H, i
     return AQ_OK;
 }
 
-int aqi_layer_session_open(aqi_layer_session *s, aq_context *ctx, const char *fn, aq_quant *quant,
-                           const float *W, int64_t ld, const aq_hessian *H, const aq_options *options)
+static int open_local(aqi_layer_session *s, aq_context *ctx, const char *fn, aq_quant *quant,
+                      const float *W, int64_t ld, const aq_hessian *H, const aq_options *options)
 {
     int st;
     memset(s, 0, sizeof *s);
@@ -133,8 +134,18 @@ int aqi_layer_session_open(aqi_layer_session *s, aq_context *ctx, const char *fn
     return AQ_OK;
 }
 
+int aqi_layer_session_open(aqi_layer_session *s, aq_context *ctx, const char *fn, aq_quant *quant,
+                           const float *W, int64_t ld, const aq_hessian *H, const aq_options *options)
+{
+    int st = open_local(s, ctx, fn, quant, W, ld, H, options);
+    int agreed = ctx ? aqi_comm_agree(ctx, fn, st) : st;
+    if (agreed != AQ_OK && st == AQ_OK)
+        aqi_layer_session_close_local(s, ctx, quant, agreed);
+    return agreed;
+}
+
 /* Commit the working copy into @p quant if st == AQ_OK, then free everything. */
-int aqi_layer_session_close(aqi_layer_session *s, aq_context *ctx, aq_quant *quant, int st)
+int aqi_layer_session_close_local(aqi_layer_session *s, aq_context *ctx, aq_quant *quant, int st)
 {
     if (!st)
         aqi_opt_quant_commit(quant, &s->work);
@@ -142,4 +153,10 @@ int aqi_layer_session_close(aqi_layer_session *s, aq_context *ctx, aq_quant *qua
     aqi_free(ctx, s->H);
     s->H = NULL;
     return st;
+}
+
+int aqi_layer_session_close(aqi_layer_session *s, aq_context *ctx, aq_quant *quant, int st)
+{
+    /* Every rank commits, or none does. */
+    return aqi_layer_session_close_local(s, ctx, quant, aqi_comm_agree(ctx, "the layer session", st));
 }

@@ -3,6 +3,7 @@
  * L by less than ::AQ_OPT_REL_TOL of its value. Like every entry point it works on a copy of the
  * quant (objective/layer_session.c), committed only on success. aq_quantize_layer, which adds the
  * initialisation, is in pipeline/. */
+#include "core/comm.h"
 #include "beam/beam.h"
 #include "codebook/codebook.h"
 #include "objective/layer.h"
@@ -20,7 +21,8 @@ int aq_optimize(aq_context *ctx, aq_quant *quant, const float *W, int64_t ld,
     for (int32_t epoch = 0; epoch < max_epochs && !st; epoch++) {
         aqi_beam_config cfg = {(int32_t)s.v.beam_width, (int32_t)s.v.beam_random_order,
                                (uint64_t)epoch + 1, 0, 0, NULL, NULL, 0};
-        st = aqi_opt_update_codebooks(&s.layer, &s.work, &s.v);
+        /* the update is replicated on every rank (no exchange): agree on its status */
+        st = aqi_comm_agree(ctx, "aq_optimize", aqi_opt_update_codebooks(&s.layer, &s.work, &s.v));
         if (!st)
             st = aqi_opt_beam_pass(&s.layer, &s.work, &cfg, NULL, NULL);
         if (!st)
@@ -28,7 +30,8 @@ int aq_optimize(aq_context *ctx, aq_quant *quant, const float *W, int64_t ld,
         if (st)
             break;
         aqi_log(ctx, AQ_LOG_INFO, "aq_optimize: epoch %d: L %.9g -> %.9g", (int)epoch, L_prev, L);
-        st = aqi_progress(ctx, "optimize", epoch, max_epochs, 0, energy > 0 ? L / energy : L);
+        st = aqi_comm_agree(ctx, "aq_optimize",
+                            aqi_progress(ctx, "optimize", epoch, max_epochs, 0, energy > 0 ? L / energy : L));
         if (st)
             break;
         /* stop when the epoch improved L by less than rel_tol of its value */

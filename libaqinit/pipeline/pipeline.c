@@ -7,6 +7,7 @@
 
 #include "core/options.h"
 #include "hessian/hessian_internal.h"
+#include "core/comm.h"
 #include "pipeline/provenance.h"
 #include "quant/quant.h"
 
@@ -97,13 +98,46 @@ int aq_pipeline_host_status(const aq_pipeline *p)
 }
 
 /* A non-zero host return value becomes AQ_ERR_CALLBACK, the value kept for the caller. */
+/* A host callback's result, agreed across ranks: a failure on any rank stops every rank. */
 static int host(aq_pipeline *p, int rc, const char *callback, int32_t layer)
 {
-    if (rc == 0)
-        return AQ_OK;
-    p->host_status = rc;
-    return aqi_fail(p->ctx, AQ_ERR_CALLBACK, "aq_pipeline_run: the host's %s callback returned %d at layer %d",
-                    callback, rc, (int)layer);
+    int st = AQ_OK;
+    if (rc != 0) {
+        p->host_status = rc;
+        st = aqi_fail(p->ctx, AQ_ERR_CALLBACK, "aq_pipeline_run: the host's %s callback returned %d at layer %d",
+                      callback, rc, (int)layer);
+    }
+    return aqi_comm_agree(p->ctx, "aq_pipeline_run", st);
+}
+
+/* With a communicator every rank must see the same @p n values (layer count, shapes, whether a
+ * resume file exists): rank 0's are broadcast and compared, AQ_ERR_MISMATCH on every rank if
+ * any rank differs (instead of ranks that go separate ways and wait for each other). */
+static int check_same_values(aq_pipeline *p, const char *what, int32_t layer, const int64_t *mine, int n)
+{
+    int64_t first[4];
+    int st = AQ_OK;
+    memcpy(first, mine, sizeof(int64_t) * (size_t)n);
+    st = aqi_comm_broadcast(p->ctx, "aq_pipeline_run", first, (int64_t)sizeof(int64_t) * n, 0);
+    if (st == AQ_OK && memcmp(first, mine, sizeof(int64_t) * (size_t)n) != 0)
+        st = aqi_fail(p->ctx, AQ_ERR_MISMATCH, "aq_pipeline_run: layer %d: this rank's %s differs from rank 0's "
+                      "(every rank must run the same model%s)", (int)layer, what,
+                      strcmp(what, "resume files") ? "" : " and see the same resume directory");
+    return aqi_comm_agree(p->ctx, "aq_pipeline_run", st);
+}
+
+/* With a communicator every rank must quantize the same weight with the same Hessian: rank 0's
+ * fingerprints are broadcast and compared (AQ_ERR_MISMATCH on every rank if any differs). */
+static int check_same_inputs(aq_pipeline *p, int32_t layer, const aqi_provenance *pv)
+{
+    uint64_t mine[2] = {pv->weight_hash, pv->hessian_hash}, first[2] = {mine[0], mine[1]};
+    int st = aqi_comm_broadcast(p->ctx, "aq_pipeline_run", first, sizeof first, 0);
+    if (st == AQ_OK && (first[0] != mine[0] || first[1] != mine[1]))
+        st = aqi_fail(p->ctx, AQ_ERR_MISMATCH, "aq_pipeline_run: layer %d: this rank's %s differs from rank 0's "
+                      "(get_weight and calibrate must leave the same data on every rank; calibrate may add "
+                      "each rank's rows and call aq_hessian_allreduce)", (int)layer,
+                      first[0] != mine[0] ? "weight" : "Hessian");
+    return aqi_comm_agree(p->ctx, "aq_pipeline_run", st);
 }
 
 static void layer_path(const aq_pipeline *p, int32_t layer, char *buf, size_t size, const char *suffix)
@@ -138,12 +172,17 @@ static int fetch_weight(aq_pipeline *p, int32_t layer, int64_t rows, int64_t col
     *out = NULL;
     if (st != AQ_OK)
         return st;
-    if (!(*out = aqi_alloc(p->ctx, bytes)))
-        return AQ_ERR_NOMEM;
+    *out = aqi_alloc(p->ctx, bytes);
+    if ((st = aqi_comm_agree(p->ctx, "aq_pipeline_run", *out ? AQ_OK : AQ_ERR_NOMEM)) != AQ_OK) {
+        aqi_free(p->ctx, *out);
+        *out = NULL;
+        return st;
+    }
     st = host(p, p->cb.get_weight(layer, *out, p->cb.userdata), "get_weight", layer);
     snprintf(what, sizeof what, "the weight of layer %d", (int)layer);
     if (st == AQ_OK)
-        st = aqi_check_weights(p->ctx, "aq_pipeline_run", what, *out, rows, cols, cols);
+        st = aqi_comm_agree(p->ctx, "aq_pipeline_run",
+                            aqi_check_weights(p->ctx, "aq_pipeline_run", what, *out, rows, cols, cols));
     if (st != AQ_OK) {
         aqi_free(p->ctx, *out);
         *out = NULL;
@@ -154,12 +193,14 @@ static int fetch_weight(aq_pipeline *p, int32_t layer, int64_t rows, int64_t col
 /* Layer k's Hessian from the host's calibration. */
 static int fetch_hessian(aq_pipeline *p, int32_t layer, int64_t cols, aq_hessian **out)
 {
-    int st = aq_hessian_create(out, p->ctx, cols);
+    int st = aqi_comm_agree(p->ctx, "aq_pipeline_run", aq_hessian_create(out, p->ctx, cols));
     if (st == AQ_OK)
         st = host(p, p->cb.calibrate(layer, *out, p->cb.userdata), "calibrate", layer);
-    if (st == AQ_OK && aq_hessian_num_samples(*out) == 0)
-        st = aqi_fail(p->ctx, AQ_ERR_INVALID_ARG, "aq_pipeline_run: calibrate added no samples for layer %d",
-                      (int)layer);
+    /* st is agreed here (host() agrees), so every rank takes the same branch */
+    if (st == AQ_OK)
+        st = aqi_comm_agree(p->ctx, "aq_pipeline_run", aq_hessian_num_samples(*out) != 0 ? AQ_OK
+                            : aqi_fail(p->ctx, AQ_ERR_INVALID_ARG, "aq_pipeline_run: calibrate added no samples "
+                                       "for layer %d", (int)layer));
     if (st != AQ_OK) {
         aq_hessian_free(*out);
         *out = NULL;
@@ -201,8 +242,13 @@ static int load_finished(aq_pipeline *p, int32_t layer, int64_t rows, int64_t co
         return AQ_OK;
     layer_path(p, layer, path, sizeof path, ".aqq");
     layer_path(p, layer, prov_path, sizeof prov_path, ".prov");
-    if (access(path, F_OK) != 0)
-        return AQ_OK;
+    {
+        const int64_t exists[2] = {access(path, F_OK) == 0, access(prov_path, F_OK) == 0};
+        if ((st = check_same_values(p, "resume files", layer, exists, 2)) != AQ_OK)
+            return st;
+        if (!exists[0])
+            return AQ_OK;
+    }
     describe_run(p, layer, rows, cols, &now);
     have_prov = access(prov_path, F_OK) == 0;
     if (have_prov && (st = aqi_provenance_load(p->ctx, prov_path, &saved)) != AQ_OK)
@@ -255,7 +301,7 @@ static int save_finished(aq_pipeline *p, int32_t layer, const aq_quant *q, aqi_p
 {
     char path[4096];
     int st;
-    if (!p->resume_dir)
+    if (!p->resume_dir || aqi_comm_rank(p->ctx) != 0) /* one writer: rank 0 */
         return AQ_OK;
     pv->init_error = report->init_error;
     pv->final_error = report->final_error;
@@ -283,20 +329,21 @@ static int quantize_one(aq_pipeline *p, int32_t layer, int64_t rows, int64_t col
         pv->weight_hash = aqi_fnv1a64(AQI_FNV1A64_INIT, W, sizeof(float) * (size_t)(rows * cols));
         pv->hessian_samples = aq_hessian_num_samples(H);
         pv->hessian_hash = aqi_hessian_fingerprint(H);
-        st = aq_quant_create(&q, p->ctx, &p->fmt, rows, cols);
+        if ((st = check_same_inputs(p, layer, pv)) == AQ_OK)
+            st = aqi_comm_agree(p->ctx, "aq_pipeline_run", aq_quant_create(&q, p->ctx, &p->fmt, rows, cols));
     }
     t0 = now_seconds();
     if (st == AQ_OK)
         st = aq_init(p->ctx, q, W, cols, H, p->options);
     report->init_seconds = now_seconds() - t0;
     if (st == AQ_OK)
-        st = aq_quant_output_error(&report->init_error, q, W, cols, H);
+        st = aqi_comm_agree(p->ctx, "aq_pipeline_run", aq_quant_output_error(&report->init_error, q, W, cols, H));
     t0 = now_seconds();
     if (st == AQ_OK)
         st = aq_optimize(p->ctx, q, W, cols, H, p->options);
     report->optimize_seconds = now_seconds() - t0;
     if (st == AQ_OK)
-        st = aq_quant_output_error(&report->final_error, q, W, cols, H);
+        st = aqi_comm_agree(p->ctx, "aq_pipeline_run", aq_quant_output_error(&report->final_error, q, W, cols, H));
     aq_hessian_free(H);
     aqi_free(p->ctx, W);
     if (st != AQ_OK) {
@@ -321,15 +368,25 @@ static int run_layer(aq_pipeline *p, int32_t layer, int32_t n_layers)
     report.init_error = report.final_error = NAN;
     if ((st = host(p, p->cb.layer_info(layer, &name, &rows, &cols, p->cb.userdata), "layer_info", layer)) != AQ_OK)
         return st;
+    {
+        const int64_t shape[2] = {rows, cols};
+        if ((st = check_same_values(p, "shape", layer, shape, 2)) != AQ_OK)
+            return st;
+    }
     if ((st = aq_format_check(p->ctx, &p->fmt, rows, cols)) != AQ_OK) {
         char why[512];
         aq_context_copy_last_error(p->ctx, why, sizeof why);
         return aqi_fail(p->ctx, st, "aq_pipeline_run: layer %d (%s, %lld x %lld): %s", (int)layer,
                         name ? name : "?", (long long)rows, (long long)cols, why);
     }
-    if ((st = aqi_progress(p->ctx, "pipeline", layer, n_layers, 0, NAN)) != AQ_OK
-        || (st = load_finished(p, layer, rows, cols, &q, &report)) != AQ_OK)
+    if ((st = aqi_comm_agree(p->ctx, "aq_pipeline_run", aqi_progress(p->ctx, "pipeline", layer, n_layers, 0, NAN)))
+            != AQ_OK)
         return st;
+    st = aqi_comm_agree(p->ctx, "aq_pipeline_run", load_finished(p, layer, rows, cols, &q, &report));
+    if (st != AQ_OK) {
+        aq_quant_free(q);
+        return st;
+    }
     if (q) {
         report.resumed = 1;
         aqi_log(p->ctx, AQ_LOG_INFO, "pipeline: layer %d (%s) resumed from %s", (int)layer, name ? name : "?",
@@ -337,7 +394,7 @@ static int run_layer(aq_pipeline *p, int32_t layer, int32_t n_layers)
     } else {
         describe_run(p, layer, rows, cols, &pv);
         if ((st = quantize_one(p, layer, rows, cols, &q, &report, &pv)) != AQ_OK
-            || (st = save_finished(p, layer, q, &pv, &report)) != AQ_OK) {
+            || (st = aqi_comm_agree(p->ctx, "aq_pipeline_run", save_finished(p, layer, q, &pv, &report))) != AQ_OK) {
             aq_quant_free(q);
             return st;
         }
@@ -345,7 +402,8 @@ static int run_layer(aq_pipeline *p, int32_t layer, int32_t n_layers)
     st = host(p, p->cb.put_result(layer, q, &report, p->cb.userdata), "put_result", layer);
     aq_quant_free(q);
     if (st == AQ_OK)
-        st = aqi_progress(p->ctx, "pipeline", layer, n_layers, 1, report.final_error);
+        st = aqi_comm_agree(p->ctx, "aq_pipeline_run",
+                            aqi_progress(p->ctx, "pipeline", layer, n_layers, 1, report.final_error));
     return st;
 }
 
@@ -358,6 +416,11 @@ int aq_pipeline_run(aq_pipeline *p)
     p->host_status = 0;
     if ((st = host(p, p->cb.num_layers(&n_layers, p->cb.userdata), "num_layers", -1)) != AQ_OK)
         return st;
+    {
+        const int64_t count = n_layers;
+        if ((st = check_same_values(p, "layer count", -1, &count, 1)) != AQ_OK)
+            return st;
+    }
     if (n_layers < 0)
         return aqi_fail(p->ctx, AQ_ERR_INVALID_ARG, "aq_pipeline_run: num_layers gave %d", (int)n_layers);
     for (int32_t layer = 0; layer < n_layers && st == AQ_OK; layer++)

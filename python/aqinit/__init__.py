@@ -16,7 +16,8 @@ needs:
 
     constants     constant(), version(), version_string() and the AQ_* constants without the prefix
     errors        AqError (and _check)
-    context       Context: threads, seed, callbacks, last error
+    context       Context: threads, seed, callbacks, last error, set_comm
+    comm          Comm: an aq_comm over an mpi4py communicator (mpi4py imported only when one is made)
     options       Options                    format     Format
     hessian       Hessian                    quant      Quant
     algorithms    init, beam_search, update_codebooks, optimize, quantize_layer, vstep, has_algorithm
@@ -34,6 +35,7 @@ from .constants import *  # noqa: F401,F403 — constant, version, version_strin
 from .constants import constant, version, version_string
 from .errors import AqError, _check  # noqa: F401 — _check for the tests
 from .context import Context
+from .comm import Comm
 from .options import Options
 from .format import Format
 from .hessian import Hessian
@@ -42,6 +44,6 @@ from .algorithms import init, beam_search, update_codebooks, optimize, quantize_
 from .pipeline import Pipeline
 from .safetensors import export_aqlm, read_safetensors
 
-__all__ = ["AqError", "Context", "Options", "Format", "Hessian", "Quant", "Pipeline", "vstep", "constant", "version",
+__all__ = ["AqError", "Context", "Comm", "Options", "Format", "Hessian", "Quant", "Pipeline", "vstep", "constant", "version",
            "version_string", "export_aqlm", "read_safetensors",
            "init", "beam_search", "update_codebooks", "optimize", "quantize_layer", "has_algorithm"]

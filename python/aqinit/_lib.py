@@ -49,6 +49,18 @@ class PipelineCallbacks(ctypes.Structure):
 PROGRESS_FN = ctypes.CFUNCTYPE(c_int, P(Progress), c_void_p)
 LOG_FN = ctypes.CFUNCTYPE(None, c_int32, c_char_p, c_void_p)
 
+ALLREDUCE_F64_FN = ctypes.CFUNCTYPE(c_int, c_void_p, c_int64, c_void_p)
+ALLREDUCE_F32_FN = ctypes.CFUNCTYPE(c_int, c_void_p, c_int64, c_void_p)
+BROADCAST_FN = ctypes.CFUNCTYPE(c_int, c_void_p, c_int64, c_int32, c_void_p)
+AGREE_FN = ctypes.CFUNCTYPE(c_int, P(c_int32), P(c_int32), c_void_p)
+
+
+class CommStruct(ctypes.Structure):
+    """struct aq_comm."""
+    _fields_ = [("struct_size", c_uint32), ("rank", c_int32), ("size", c_int32),
+                ("allreduce_sum_f64", ALLREDUCE_F64_FN), ("allreduce_sum_f32", ALLREDUCE_F32_FN),
+                ("broadcast", BROADCAST_FN), ("agree", AGREE_FN), ("userdata", c_void_p)]
+
 
 def _candidates():
     """Where to look, in order: $AQINIT_LIBRARY alone when it is set (an explicit path that cannot
@@ -155,6 +167,11 @@ def _load(candidates=None, expected=__version__):
 lib, lib_path = _load()
 
 _PROTOTYPES = {
+    "aq_comm_init": (None, [P(CommStruct)]),
+    "aq_context_set_comm": (c_int, [c_void_p, P(CommStruct)]),
+    "aq_context_comm_rank": (c_int32, [c_void_p]),
+    "aq_context_comm_size": (c_int32, [c_void_p]),
+    "aq_hessian_allreduce": (c_int, [c_void_p]),
     "aq_version": (c_uint32, []),
     "aq_version_string": (c_char_p, []),
     "aq_strerror": (c_char_p, [c_int]),

@@ -19,6 +19,7 @@ class Context:
         # finaliser, so a WeakSet would be empty and the context freed before its handles.
         self._live = {}
         self._progress_ref = None
+        self._comm_ref = None
         self._log_ref = None
         self._callback_error = None
         self.threads = threads
@@ -101,6 +102,23 @@ class Context:
 
         self._progress_ref = _PROGRESS_FN(trampoline)
         _check(lib.aq_context_set_progress_callback(self.handle, self._progress_ref, None), self)
+
+    def set_comm(self, comm):
+        """Attach an aqinit.Comm (None detaches): the context's functions then run across its ranks."""
+        if comm is None:
+            _check(lib.aq_context_set_comm(self.handle, None), self)
+            self._comm_ref = None
+            return
+        _check(lib.aq_context_set_comm(self.handle, ctypes.byref(comm.struct)), self)
+        self._comm_ref = comm
+
+    @property
+    def comm_rank(self):
+        return lib.aq_context_comm_rank(self.handle)
+
+    @property
+    def comm_size(self):
+        return lib.aq_context_comm_size(self.handle)
 
     def set_log(self, fn, level=None):
         """fn(level, message) receives messages at `level` (default LOG_INFO) or more important."""

@@ -50,6 +50,10 @@ class Hessian(_Handle):
     def merge(self, other):
         _check(lib.aq_hessian_merge(self.ptr, other.ptr), self.ctx)
 
+    def allreduce(self):
+        """Combine every rank's statistics (collective over the context's Comm): the rank-order merge."""
+        _check(lib.aq_hessian_allreduce(self.ptr), self.ctx)
+
     @property
     def n_inputs(self):
         return lib.aq_hessian_num_inputs(self.ptr)

@@ -1,0 +1,208 @@
+/* bench-comm: one layer on 1 and N ranks (issue 16's scaling measurement). Ranks are host
+ * threads of this process exchanging through the in-process communicator of the tests
+ * (tests/shm_comm.h), each rank with its own context of --threads threads, so that on this
+ * machine 2 ranks × 1 thread use the same 2 cores as 2 MPI processes would, without an MPI
+ * install. For each stage — aq_init (OA-EM), one beam pass (aq_beam_search), one codebook
+ * update (aq_update_codebooks) — it prints the seconds on 1 rank and on N ranks, the speedup,
+ * the bytes each rank received, and whether the N-rank result is byte-identical to 1 rank.
+ *
+ *   bench-comm [--shape 4096x4096] [--format 2x8g8] [--ranks 2] [--threads 1] [--beam 8] [--seed 1]
+ *
+ * The synthetic layer (examples/demo/synthetic.c) and its Hessian are built once, not timed. */
+#include "../tests/shm_comm.h" /* first: POSIX 2008 for pthread barriers */
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "synthetic.h"
+
+enum { ST_INIT, ST_BEAM, ST_UPDATE, N_STAGES };
+static const char *stage_names[N_STAGES] = {"aq_init (OA-EM)", "beam pass", "codebook update"};
+
+typedef struct config {
+    int64_t rows, cols;
+    const char *format;
+    int ranks, threads, beam;
+    uint64_t seed;
+} config;
+
+typedef struct shared_input {
+    const config *cfg;
+    const float *W;
+    const aq_hessian *H;
+    aq_quant *start[N_STAGES]; /* the quant each stage starts from (from the 1-rank run) */
+} shared_input;
+
+typedef struct rank_job {
+    shm_rank r; /* first member (shm_run) */
+    shared_input *in;
+    int stage;
+    double seconds;
+    int status;
+    int64_t bytes;
+    aq_quant *out;
+} rank_job;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void *rank_main(void *arg)
+{
+    rank_job *job = arg;
+    const config *cfg = job->in->cfg;
+    aq_context *ctx = NULL;
+    aq_options *o = NULL;
+    aq_comm comm = shm_comm(&job->r);
+    int st = aq_context_create(&ctx);
+    if (st == AQ_OK) {
+        aq_context_set_threads(ctx, cfg->threads);
+        aq_context_set_seed(ctx, cfg->seed);
+        if (job->r.world->size > 1)
+            st = aq_context_set_comm(ctx, &comm);
+    }
+    if (st == AQ_OK)
+        st = aq_options_create(&o, ctx);
+    if (st == AQ_OK) {
+        aq_options_set_int(o, AQ_OPT_INIT_METHOD, AQ_INIT_OA_EM);
+        aq_options_set_int(o, AQ_OPT_BEAM_WIDTH, cfg->beam);
+        st = aq_quant_clone(&job->out, job->in->start[job->stage]);
+    }
+    /* a rank that failed above still makes the collective call, so that no rank waits forever */
+    const double t0 = now();
+    int st_call = job->stage == ST_INIT     ? aq_init(ctx, job->out, job->in->W, cfg->cols, job->in->H, o)
+                  : job->stage == ST_BEAM ? aq_beam_search(ctx, job->out, job->in->W, cfg->cols, job->in->H, o)
+                                          : aq_update_codebooks(ctx, job->out, job->in->W, cfg->cols, job->in->H, o);
+    job->seconds = now() - t0;
+    job->status = st != AQ_OK ? st : st_call;
+    job->bytes = job->r.bytes_received;
+    aq_options_free(o);
+    aq_context_free(ctx);
+    return NULL;
+}
+
+static int same_quant(const aq_quant *a, const aq_quant *b)
+{
+    size_t na, nb;
+    const void *ca = aq_quant_codes((aq_quant *)a, &na), *cb = aq_quant_codes((aq_quant *)b, &nb);
+    size_t ka, kb, sa, sb;
+    const float *ba = aq_quant_codebooks((aq_quant *)a, &ka), *bb = aq_quant_codebooks((aq_quant *)b, &kb);
+    const float *xa = aq_quant_scales((aq_quant *)a, &sa), *xb = aq_quant_scales((aq_quant *)b, &sb);
+    return na == nb && !memcmp(ca, cb, na) && !memcmp(ba, bb, sizeof(float) * ka) && !memcmp(xa, xb, sizeof(float) * sa);
+}
+
+/* Run @p stage on @p n ranks; the result of rank 0 in *out (the caller frees). */
+static int run_stage(shared_input *in, int stage, int n, double *seconds, int64_t *bytes, aq_quant **out)
+{
+    rank_job jobs[SHM_MAX_RANKS];
+    memset(jobs, 0, sizeof jobs);
+    for (int t = 0; t < n; t++) {
+        jobs[t].in = in;
+        jobs[t].stage = stage;
+    }
+    if (shm_run(n, 0, rank_main, jobs, sizeof(rank_job)) != 0)
+        return -1;
+    *seconds = 0;
+    *bytes = 0;
+    int st = AQ_OK;
+    for (int t = 0; t < n; t++) {
+        if (jobs[t].seconds > *seconds)
+            *seconds = jobs[t].seconds; /* the stage ends when its slowest rank does */
+        if (jobs[t].bytes > *bytes)
+            *bytes = jobs[t].bytes;
+        if (jobs[t].status != AQ_OK)
+            st = jobs[t].status;
+        if (t > 0 && st == AQ_OK && !same_quant(jobs[t].out, jobs[0].out))
+            st = AQ_ERR_INTERNAL;
+        if (t > 0)
+            aq_quant_free(jobs[t].out);
+    }
+    *out = jobs[0].out;
+    return st;
+}
+
+static int parse(config *c, int argc, char **argv)
+{
+    *c = (config){4096, 4096, "2x8g8", 2, 1, 8, 1};
+    for (int i = 1; i < argc; i++) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(argv[i], "--shape") && v && sscanf(v, "%" SCNd64 "x%" SCNd64, &c->rows, &c->cols) == 2)
+            i++;
+        else if (!strcmp(argv[i], "--format") && v)
+            c->format = argv[++i];
+        else if (!strcmp(argv[i], "--ranks") && v)
+            c->ranks = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && v)
+            c->threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--beam") && v)
+            c->beam = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--seed") && v)
+            c->seed = (uint64_t)strtoull(argv[++i], NULL, 10);
+        else
+            return -1;
+    }
+    return c->ranks >= 1 && c->ranks <= SHM_MAX_RANKS && c->threads >= 1 && c->rows > 0 && c->cols > 0 ? 0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+    config cfg;
+    aq_context *ctx = NULL;
+    aq_hessian *H = NULL;
+    aq_format fmt;
+    synth_layer layer;
+    shared_input in;
+    if (parse(&cfg, argc, argv) != 0) {
+        fprintf(stderr, "usage: bench-comm [--shape OxI] [--format 2x8g8] [--ranks 2] [--threads 1] [--beam 8] [--seed 1]\n");
+        return 2;
+    }
+    aq_format_init(&fmt);
+    if (aq_format_parse(&fmt, cfg.format) != AQ_OK || aq_context_create(&ctx) != AQ_OK
+        || aq_context_set_threads(ctx, 2) != AQ_OK || aq_hessian_create(&H, ctx, cfg.cols) != AQ_OK
+        || synth_make(&layer, H, ctx, cfg.rows, cfg.cols, 2 * cfg.cols, cfg.seed) != AQ_OK) {
+        fprintf(stderr, "bench-comm: setup failed: %s\n", aq_context_last_error(ctx));
+        return 1;
+    }
+    memset(&in, 0, sizeof in);
+    in.cfg = &cfg;
+    in.W = layer.W;
+    in.H = H;
+    if (aq_quant_create(&in.start[ST_INIT], ctx, &fmt, cfg.rows, cfg.cols) != AQ_OK)
+        return 1;
+    printf("bench-comm: %" PRId64 "x%" PRId64 " %s, beam %d, %d thread(s) per rank, 1 vs %d ranks (in-process)\n",
+           cfg.rows, cfg.cols, cfg.format, cfg.beam, cfg.threads, cfg.ranks);
+    printf("%-18s %10s %10s %8s %14s %s\n", "stage", "1 rank s", "N ranks s", "speedup", "MiB recv/rank", "bits");
+    double total1 = 0, totalN = 0;
+    for (int stage = 0; stage < N_STAGES; stage++) {
+        double s1, sN;
+        int64_t b1, bN;
+        aq_quant *q1 = NULL, *qN = NULL;
+        int st1 = run_stage(&in, stage, 1, &s1, &b1, &q1);
+        int stN = run_stage(&in, stage, cfg.ranks, &sN, &bN, &qN);
+        if (st1 != AQ_OK || stN != AQ_OK) {
+            fprintf(stderr, "bench-comm: %s failed (%d / %d)\n", stage_names[stage], st1, stN);
+            return 1;
+        }
+        printf("%-18s %10.2f %10.2f %7.2fx %14.2f %s\n", stage_names[stage], s1, sN, s1 / sN,
+               (double)bN / (1 << 20), same_quant(q1, qN) ? "identical" : "DIFFERENT");
+        fflush(stdout);
+        total1 += s1;
+        totalN += sN;
+        if (stage + 1 < N_STAGES)
+            in.start[stage + 1] = q1; /* the next stage starts from this one's result */
+        else
+            aq_quant_free(q1);
+        aq_quant_free(qN);
+    }
+    printf("%-18s %10.2f %10.2f %7.2fx\n", "all three", total1, totalN, total1 / totalN);
+    for (int stage = 0; stage < N_STAGES; stage++)
+        aq_quant_free(in.start[stage]);
+    synth_free(&layer);
+    aq_hessian_free(H);
+    aq_context_free(ctx);
+    return 0;
+}
