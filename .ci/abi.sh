@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 # ABI check: build the shared library with debug info and compare its public ABI (the types of
 # include/aqinit.h reachable from the exported functions) with the baseline abi/libaqinit.abi
 # using libabigail's abidiff. Fails on a removed or changed function, a changed layout of a

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 # The BLAS choices other than CI's default (OpenBLAS): -Dblas=netlib (Debian's switchable
 # libblas.so.3) and -Dblas=blis (Debian's libblis-dev, which has no .pc file), each built with
 # --werror and run on the unit suites; and a choice that is missing must fail with its own

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 # Three consumers outside the tree (tests/consumers/README.md):
 #  1. the README's install recipe, run literally (the sh block after <!-- install-recipe --> in
 #     README.md): install into ./prefix, build examples/consumer.c with pkg-config, run it;

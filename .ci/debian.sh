@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 # The Debian packages (debian/): build them from a copy of the tracked files with
 # `dpkg-buildpackage -us -uc -b` (DEB_BUILD_OPTIONS=nocheck: .ci/run runs the tests elsewhere),
 # run lintian (no errors allowed), then install the .debs and build and run consumers against

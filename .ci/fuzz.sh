@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 # Fuzz every loader of outside bytes (tests/fuzz/README.md): build the library and the libFuzzer
 # harnesses with clang -fsanitize=fuzzer,address,undefined, generate the corpora, run each
 # harness once on its crafted inputs (known findings) and then for a fixed number of runs.

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* bench-lut: aq_quant_matvec (LUT kernels) against fp32 cblas_sgemv of the same shape, in the
  * same run.
  *

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /**
  * @file aqinit.h
  * @brief libaqinit — additive quantization of LLM weights to 2–3 bits per parameter,

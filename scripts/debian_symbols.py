@@ -1,4 +1,6 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """debian/libaqinit0.symbols from libaqinit/aqinit.map: every symbol of every version node, with
 the release that added it (node AQINIT_0: 0.1.0, the first release; node AQINIT_X.Y: X.Y.0).
 

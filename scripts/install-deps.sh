@@ -1,4 +1,6 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 # Install the Debian packages libaqinit needs to build, test and benchmark (clang and
 # libclang-rt-dev: .ci/tsan.sh; abigail-tools: .ci/abi.sh; python3-pip: the install tests of
 # tests/python/test_packaging.py; libopenmpi-dev, openmpi-bin, python3-mpi4py: the MPI adapter, the binding's Comm and the mpi suite;

@@ -1,4 +1,6 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """SPDX license and copyright lines at the top of every source file.
 
     scripts/spdx.py           add the two lines where they are missing (tracked files)

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* The rules of the header's "Contexts and handles" and "Lifetimes" sections and the API
  * additions of 0.2: a handle of another context is refused with nothing changed, a bad format
  * text leaves a message, the const views read what the writable ones do (also from put_result's

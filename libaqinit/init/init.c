@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* aq_init: scales, then one codebook per stage on the residual (docs/algorithms.md,
  * "Initialisation"). GREEDY fits each stage with Euclidean k-means (AQLM); OA_EM refines the
  * stage with Mahalanobis EM rounds (eq. 3–5) and may re-fit each codebook with the others

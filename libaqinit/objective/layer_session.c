@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Argument checks and setup shared by the public entry points of the optimisers
  * (aq_beam_search, aq_update_codebooks, aq_optimize): each validates its arguments, copies H to
  * float once, works on a duplicate of the quant's arrays and copies them back only when

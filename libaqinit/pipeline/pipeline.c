@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* aq_pipeline: quantize a host's model layer by layer through callbacks (see aqinit.h). */
 #include <math.h>
 #include <stdio.h>

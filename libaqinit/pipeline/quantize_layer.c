@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* aq_quantize_layer: aq_init() then aq_optimize() on a clone of the quant, copied back only
  * when both succeed (a failure or a cancellation in either leaves the quant unchanged). */
 #include "objective/layer.h"

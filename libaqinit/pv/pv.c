@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* PV-tuning primitives: aq_quant_backward (P-step gradients) and aq_vstep (budgeted code
  * search towards a target). Ŵ[p·g_o + t, j·g + a] = s_p Σ_m C_m[b(p,j,m)][t][a], so
  *   ∂L/∂C_m[k][t][a] = Σ_{(p,j): b(p,j,m) = k} s_p G[p·g_o + t, j·g + a]

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* The shape of a quantized matrix: validation, bits per parameter, ρ (parsing: format_parse.c). */
 #include <math.h>
 #include <stdlib.h>

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Parsing a format's text, "MxB" followed by "gG" and "oGO" (e.g. "2x8g8", "1x16g8o1"). */
 #include <stdlib.h>
 

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* aq_quant: creation, accessors and validated copies of codes, codebooks and scales. */
 #include <math.h>
 #include <string.h>

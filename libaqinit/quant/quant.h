@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Internal layout of aq_quant (AQLM layout, DESIGN.md §3), shared by quant.c, the I/O code
  * and the algorithms that fill it. */
 #ifndef AQINIT_QUANT_H

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* One context per call: a call that takes a context refuses a handle created from another one,
  * whose pool, allocator, callbacks and error message would otherwise be mixed with the call's. */
 #include "core/options.h"

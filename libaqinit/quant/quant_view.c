@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Read-only views of a quant's arrays (aq_quant_codes_const and its siblings): what a
  * put_result callback, which is handed a const quant, reads without a cast. */
 #include "quant/quant.h"

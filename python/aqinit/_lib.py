@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """Loading libaqinit and declaring the C prototypes (ctypes)."""
 import ctypes
 import ctypes.util

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """The binding's contract: library discovery, prototypes and constants against the header, errors,
 options, formats, Hessian and quant arrays — each checked against an independent computation
 (numpy, the header text, the file layout of docs/formats.md)."""

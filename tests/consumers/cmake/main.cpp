@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 // A C++17 quantizer on libaqinit, found with find_package(aqinit): one layer through aq_init and
 // aq_optimize, then a two-layer "model" through aq_pipeline_run with host callbacks. Exits
 // non-zero unless every result is what the API promises.

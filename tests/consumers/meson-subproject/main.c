@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* libaqinit as a meson subproject: quantize a small random layer and check the error fell. */
 #include <stdio.h>
 #include <stdlib.h>
