@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 # ABI check: build the shared library with debug info and compare its public ABI (the types of
 # include/aqinit.h reachable from the exported functions) with the baseline abi/libaqinit.abi
 # using libabigail's abidiff. Fails on a removed or changed function, a changed layout of a
@@ -37,7 +39,7 @@ echo "=== shared library with debug info (clang, DWARF 4)"
 # aq_quant_rows etc. from pipeline/ instead), so their signatures would go unchecked; and it
 # reads DWARF 5's file number 0 (the compiled .c file) as no file, so a struct defined in a .c
 # file (struct aq_pipeline) looks public. clang with DWARF 4 has neither problem.
-CC=clang meson setup "$B" -Dbuildtype=debug -Dc_args=-gdwarf-4 -Dtests=false >/dev/null
+CC=clang meson setup "$B" -Dbuildtype=debug -Dc_args=-gdwarf-4 -Dtests=disabled >/dev/null
 meson compile -C "$B" aqinit:shared_library >/dev/null
 LIB=$B/libaqinit/libaqinit.so.$(sed -n "s/^aq_soversion = '\(.*\)'/\1/p" meson.build)
 HEADERS=(--headers-dir include --headers-dir "$B/include")

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 # Fuzz every loader of outside bytes (tests/fuzz/README.md): build the library and the libFuzzer
 # harnesses with clang -fsanitize=fuzzer,address,undefined, generate the corpora, run each
 # harness once on its crafted inputs (known findings) and then for a fixed number of runs.
@@ -39,7 +41,7 @@ rm -rf "$B/lib" "$B/bin" "$B/corpus" "$B/work" "$B/artifacts"
 mkdir -p "$B/bin" "$B/artifacts"
 # The library: meson's own source list, with coverage for libFuzzer and UB fatal.
 CC=clang CFLAGS="-fsanitize=fuzzer-no-link -fno-sanitize-recover=all" \
-    meson setup "$B/lib" -Dtests=false -Db_sanitize=address,undefined -Db_lundef=false \
+    meson setup "$B/lib" -Dtests=disabled -Db_sanitize=address,undefined -Db_lundef=false \
     -Dbuildtype=debugoptimized >/dev/null
 ninja -C "$B/lib" libaqinit/libaqinit.a >/dev/null
 CFLAGS=(-g -O1 -std=c11 -Wall -Wextra -Werror -fsanitize=address,undefined -fno-sanitize-recover=all

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* bench-beam: seconds per full beam-search pass on a 4096 × 4096 layer, and the speed of the
  * pass's two products next to cblas_sgemm of the same shapes, measured in the same run: the
  * candidate scores (states × g_o·g)·(g_o·g × K) (dominant at 1x16) and S = ΔW·H[:, J_batch]

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Timing helpers shared by the benchmarks: a monotonic clock and the median of repetitions. */
 #ifndef AQBENCH_UTIL_H
 #define AQBENCH_UTIL_H

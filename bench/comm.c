@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* bench-comm: one layer on 1 and N ranks (issue 16's scaling measurement). Ranks are host
  * threads of this process exchanging through the in-process communicator of the tests
  * (tests/shm_comm.h), each rank with its own context of --threads threads, so that on this

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Benchmark of aq_hessian_add against a bare cblas_dsyrk of the same data, in the same run.
  *
  *   bench-hessian [--quick] [--sizes I1,I2,...] [--rows R] [--reps K] [--bare-mean]

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Benchmark of the initialisation: the fused E-step against cblas_sgemm of the same shape,
  * seconds per OA-EM round on a 4096×4096 layer, and whole aq_init runs GREEDY vs OA_EM.
  *

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* bench-layer: the per-layer recipe on a synthetic LLM-like layer, stage by stage, for one shape
  * or for the linear shapes of one transformer block of a model.
  *

@@ -1,4 +1,6 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """Whole-model perplexity table: fp32 vs GREEDY vs OA-EM at several formats and beam widths.
 
     bench/model_ppl.py [--build build] [--data ../shared/bench] [--windows 200] [--threads 2]

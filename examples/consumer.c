@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* The smallest program outside the tree: built in CI against the installed library with
  *   cc consumer.c $(pkg-config --cflags --libs aqinit)
  * It prints the version and the bits per parameter of the default format. */

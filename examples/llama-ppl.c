@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* llama-ppl: perplexity of a llama2.c checkpoint on a token file, with the protocol of
  * ../shared/bench/README.md. Validates the examples' Llama forward.
  *

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* libaqinit-mpi: an aq_comm over an MPI communicator (aqinit.h, "Communicator"). A separate
  * library (pkg-config aqinit-mpi), so that libaqinit itself never depends on MPI. */
 #ifndef AQINIT_MPI_H

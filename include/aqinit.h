@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /**
  * @file aqinit.h
  * @brief libaqinit — additive quantization of LLM weights to 2–3 bits per parameter,
@@ -30,6 +32,33 @@
  *   that handle. Read-only functions (`const` handle) may run concurrently with each other.
  * - Log and progress callbacks are called from the thread that called the library
  *   function, never from a pool worker, and never concurrently for one operation.
+ *
+ * @section contexts Contexts and handles
+ * - Every handle belongs to the context it was created from (a loaded file to the context
+ *   given, a clone — aq_quant_clone(), aq_options_clone() — to its source's) and uses that
+ *   context's thread pool, allocator, callbacks and last-error message.
+ * - A call that takes a context (aq_init(), aq_beam_search(), aq_update_codebooks(),
+ *   aq_optimize(), aq_quantize_layer(), aq_vstep(), aq_pipeline_create()) requires every handle
+ *   passed to it (the quant, the Hessian, the options) to belong to that context; a handle of
+ *   another context is refused with ::AQ_ERR_INVALID_ARG, a message on the context passed, and
+ *   nothing changed (since 0.2; 0.1 mixed the two contexts silently).
+ * - A call without a context argument uses its first handle's context (the quant of
+ *   aq_quant_output_error(), the destination of aq_hessian_merge()); its other handles are only
+ *   read and may belong to any context.
+ *
+ * @section lifetimes Lifetimes of what callbacks receive
+ * Nothing a callback receives may be kept after it returns, unless copied:
+ * - the @c message of an ::aq_log_fn and the ::aq_progress (with its @c operation string) of an
+ *   ::aq_progress_fn are valid only during the call;
+ * - the @c quant and @c report given to aq_pipeline_callbacks.put_result are the library's and are
+ *   freed when put_result returns: read them there (aq_quant_dequantize(),
+ *   aq_quant_codes_const(), aq_quant_clone() or aq_quant_save() to keep them);
+ * - the ::aq_hessian given to aq_pipeline_callbacks.calibrate is freed after the layer; add to it
+ *   only during that call (from any number of host threads, all finished before it returns).
+ * What the host gives the library through callbacks is read during the call only, except the
+ * @c name a layer_info callback writes: the library reads the string until the next callback of
+ * that pipeline run, so it must stay valid at least that long (a string owned by the host's model
+ * for the whole run is the usual choice).
  */
 #ifndef AQINIT_H
 #define AQINIT_H
@@ -121,7 +150,11 @@ typedef struct aq_progress {
     int32_t stage;          /**< e.g. codebook index m during initialisation */
     int32_t n_stages;       /**< number of stages of the operation */
     int32_t round;          /**< iteration within the stage (0 = after seeding) */
-    const char *operation;  /**< e.g. "init.kmeans", "init.oaem", "init.joint" */
+    /** What reports, a stable name a host may filter on (names are only ever added):
+     *  "init.kmeans" (aq_init's k-means stages: ::AQ_INIT_GREEDY, and OA-EM's Euclidean seeding),
+     *  "init.oaem" (the OA-EM rounds of each codebook), "init.joint" (::AQ_OPT_EM_JOINT_PASSES),
+     *  "optimize" (aq_optimize(), once per epoch), "pipeline" (aq_pipeline_run(), per layer). */
+    const char *operation;
     double objective;       /**< the current objective of the stage */
 } aq_progress;
 
@@ -356,8 +389,12 @@ typedef struct aq_format {
 
 /** Defaults: 2x8, g = 8, g_o = 1, AQ_SCALE_PER_OUTPUT_GROUP. */
 AQ_API void aq_format_init(aq_format *fmt);
-/** Parse "MxB" optionally followed by "gG" and "oGO", e.g. "2x8g8", "1x16g8o1", "1x8g4". */
+/** Parse "MxB" optionally followed by "gG" and "oGO", e.g. "2x8g8", "1x16g8o1", "1x8g4".
+ *  Leaves no message; aq_format_parse_ctx() does. */
 AQ_API int aq_format_parse(aq_format *fmt, const char *text);
+/** As aq_format_parse(); on failure (::AQ_ERR_INVALID_ARG, @p fmt unchanged) @p ctx (may be NULL)
+ *  receives a message naming the text, the position and what was expected (since 0.2). */
+AQ_API int aq_format_parse_ctx(aq_context *ctx, aq_format *fmt, const char *text);
 /** Check @p fmt for a rows × cols matrix; @p ctx (may be NULL) receives the message. */
 AQ_API int aq_format_check(aq_context *ctx, const aq_format *fmt, int64_t rows, int64_t cols);
 /** Bits per parameter as AQLM's estimate_nbits_per_parameter (codes, fp16 codebooks, fp16 scales). */
@@ -381,12 +418,20 @@ AQ_API int aq_quant_get_format(aq_format *fmt, const aq_quant *q);
 AQ_API int64_t aq_quant_rows(const aq_quant *q);
 AQ_API int64_t aq_quant_cols(const aq_quant *q);
 
-/** Codes [rows/g_o][cols/g][M], uint8_t when B <= 8 else uint16_t; *nbytes gets the size. */
+/** Codes [rows/g_o][cols/g][M], uint8_t when B <= 8 else uint16_t; *nbytes gets the size.
+ *  The three writable views (codes, codebooks, scales) point into the quant: valid until it is
+ *  freed, and writes through them are not validated (a code >= K or a NaN is refused by the next
+ *  call that checks, not here). Prefer the copy-in functions to change a quant, and the _const
+ *  views to read one, e.g. the const quant of a put_result callback. NULL for a NULL quant. */
 AQ_API void *aq_quant_codes(aq_quant *q, size_t *nbytes);
 /** Codebooks [M][K][g_o][g] float32; *count gets the number of floats. */
 AQ_API float *aq_quant_codebooks(aq_quant *q, size_t *count);
 /** Scales [rows/g_o] float32; *count gets the number of floats. */
 AQ_API float *aq_quant_scales(aq_quant *q, size_t *count);
+/** Read-only views of the same arrays for a const quant (since 0.2). */
+AQ_API const void *aq_quant_codes_const(const aq_quant *q, size_t *nbytes);
+AQ_API const float *aq_quant_codebooks_const(const aq_quant *q, size_t *count);
+AQ_API const float *aq_quant_scales_const(const aq_quant *q, size_t *count);
 /** Copies for FFI users: @p nbytes / @p count must equal the array's size. Copy-in validates
  *  (codes < K, finite codebooks and scales) and changes nothing on failure. */
 AQ_API int aq_quant_copy_codes_out(const aq_quant *q, void *dst, size_t nbytes);
@@ -537,13 +582,15 @@ typedef struct aq_pipeline_callbacks {
     uint32_t struct_size;
     /** Number of layers (>= 0), written to *n_layers. */
     int (*num_layers)(int32_t *n_layers, void *userdata);
-    /** Shape of layer k (rows = out features, cols = in features); *name may stay NULL. */
+    /** Shape of layer k (rows = out features, cols = in features); *name may stay NULL. The
+     *  library reads the string until its next callback of the run (see @ref lifetimes). */
     int (*layer_info)(int32_t layer, const char **name, int64_t *rows, int64_t *cols, void *userdata);
     /** Copy layer k's fp32 weight (rows × cols, row-major) into W. */
     int (*get_weight)(int32_t layer, float *W, void *userdata);
     /** Run calibration and add layer k's inputs to H with aq_hessian_add(). */
     int (*calibrate)(int32_t layer, aq_hessian *H, void *userdata);
-    /** Take the result of layer k (e.g. replace the layer by aq_quant_dequantize()). */
+    /** Take the result of layer k (e.g. replace the layer by aq_quant_dequantize()). @p quant
+     *  (of the pipeline's context) and @p report are freed when this returns: copy what is kept. */
     int (*put_result)(int32_t layer, const aq_quant *quant, const aq_layer_report *report, void *userdata);
     void *userdata;
 } aq_pipeline_callbacks;

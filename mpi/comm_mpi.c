@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* aq_comm over MPI (include/aqinit-mpi.h). Each callback is one MPI collective on a duplicate
  * of the host's communicator; counts above INT_MAX go in pieces. */
 #include <limits.h>

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """PEP 517 build backend of the aqinit Python package, in plain Python with no build
 requirements, so that `pip install ./python` works offline (pip's build isolation has nothing to
 download). It builds a pure-Python wheel (py3-none-any) of aqinit/ and an sdist, from the [project]

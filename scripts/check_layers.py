@@ -1,4 +1,6 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """Check the layering of libaqinit/ (docs/architecture.md).
 
 Every folder of libaqinit/ is one layer with a rank. A file may include headers of its own

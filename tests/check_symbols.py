@@ -1,4 +1,6 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """Fail if the dynamic symbols the library exports differ from those listed in aqinit.map."""
 import re
 import subprocess

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 // Compiled as C++11: the public header must be usable from C++.
 #include "aqinit.h"
 int header_alone_cxx();

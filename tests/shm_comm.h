@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* An in-process communicator for tests and benchmarks: N "ranks" are N host threads of one
  * process, exchanging through shared memory and a barrier. Header-only (tests/ and bench/).
  * Collectives follow the aq_comm contract; the sum-allreduce deliberately adds the ranks in a

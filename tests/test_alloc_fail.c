@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Allocation-failure sweep over the public API. For a representative call of every public
  * function that takes a context or a handle, count the allocations the call makes through the
  * context's allocator, then for each i make exactly the i-th of them fail, on a fresh fixture

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Layer optimisation: beam search, codebook and scale updates, the optimiser.
  * Every result is compared with a naive implementation written here (long double, full
  * re-dequantisation per evaluation: slow but obviously right). */

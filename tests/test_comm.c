@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* The communicator (aq_comm): ranks are host threads exchanging through tests/shm_comm.h.
  * Every sharded function run on 1, 2 and 3 ranks must give every rank the bytes of the run
  * without a communicator (same thread count); aq_hessian_allreduce must equal aq_hessian_merge

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Layer 0: version, status codes, constants, context, thread pool, options, format. */
 #include <string.h>
 

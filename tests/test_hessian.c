@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Layer 1: Hessian statistics H = XᵀX/n — accumulation against a naive reference, merging,
  * concurrency, damped copies, save/load, bad inputs and allocation failures. */
 #define _POSIX_C_SOURCE 200809L

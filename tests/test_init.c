@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* aq_init: the E- and M-steps against naive references, monotonicity, equivalences, the
  * OA-EM vs GREEDY gap on an anisotropic Hessian, determinism, odd shapes and bad input. */
 #include <float.h>

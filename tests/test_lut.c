@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* LUT inference kernels against a naive dequantize + product in double, for every kernel this
  * CPU can run (ISA × table-read kernel × thread split × forced path), on shapes that leave row
  * tails, odd group sizes, both code widths and 1–3 codebooks; the code packing of large layers;

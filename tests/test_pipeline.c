@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* aq_pipeline on a synthetic two-layer model: order and true-sequential calibration, reports,
  * cancellation, host errors, resume, bad arguments. */
 #define _POSIX_C_SOURCE 200809L

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* PV-tuning primitives: aq_quant_backward against finite differences; aq_vstep's budget,
  * monotonicity, exact recovery of a reachable target, trust ratios and bad input, and every
  * selection against a naive re-implementation written from the documented semantics. */

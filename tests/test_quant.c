@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Layer 2: aq_quant — layout, dequantize and error measures against naive loops, validated
  * copies, save/load with every kind of bad file, allocation failure. */
 #include <stdio.h>

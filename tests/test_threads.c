@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* One context shared by several host threads (the thread-safety rules of aqinit.h): concurrent
  * aq_hessian_add / aq_hessian_merge on one Hessian, aq_quant_matvec / aq_quant_matmul on one
  * shared quant, aq_init + aq_optimize on separate quants, and failures reported from several

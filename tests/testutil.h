@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Helpers shared by the Check suites: a failing allocator, random data, naive references. */
 #ifndef AQINIT_TESTUTIL_H
 #define AQINIT_TESTUTIL_H

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Calibration statistics from the Llama example's forward: the Hessian of one layer's inputs. */
 #ifndef AQEX_CALIBRATE_H
 #define AQEX_CALIBRATE_H

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* A small Llama forward pass for llama2.c "version 0" fp32 checkpoints, on cblas_sgemm.
  *
  * The model owns writable copies of its weights, so a host can replace a linear layer by its

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Decoding token ids to text with a llama2.c tokenizer.bin (for printing generated text). */
 #ifndef AQEX_TOKENIZER_H
 #define AQEX_TOKENIZER_H

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Token streams: uint16 little-endian files (the calibration and perplexity data). */
 #ifndef AQEX_TOKENS_H
 #define AQEX_TOKENS_H

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* aqinit-demo: GREEDY vs OA-EM codebook initialisation on one layer.
  *
  *   aqinit-demo                       synthetic LLM-like layer (embedded default, no downloads)

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* A real layer of a llama2.c checkpoint with the Hessian of its real calibration inputs. */
 #ifndef AQDEMO_REAL_LAYER_H
 #define AQDEMO_REAL_LAYER_H

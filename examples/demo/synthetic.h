@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* A synthetic linear layer whose statistics imitate an LLM's: heavy-tailed weights, and
  * calibration inputs with a decaying spectrum, correlated channels and a few outlier
  * channels. Everything follows from the seed. */

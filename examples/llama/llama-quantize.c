@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* llama-quantize: quantize every linear layer of a llama2.c checkpoint through aq_pipeline,
  * true-sequentially, and measure perplexity before and after.
  *

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Calibration forward passes shared over MPI ranks (calibrate_mpi.h). */
 #include <stdlib.h>
 #include <string.h>

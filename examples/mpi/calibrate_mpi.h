@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Calibration across MPI ranks for the llama example (examples/mpi/aqinit-mpi-quantize): each
  * rank runs the forward of its share of the windows, the captured inputs travel to every rank,
  * and every rank adds all windows to H in window order, so the Hessian is bit-identical to

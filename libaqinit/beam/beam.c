@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Beam search over the codes of a quantized layer (AQLM beam_search_xtx semantics,
  * REFERENCE-ALGORITHMS.md §1.6), with exact loss changes and no re-dequantisation per step.
  *

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* The beam search over codes (AQLM's beam_search_xtx semantics): sweeps the input groups and
  * codebooks of a layer, scoring every replacement of a code by its exact change of the layer
  * objective (objective/layer.h). Codebooks and scales stay fixed. */

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Public entry point of the beam search (aqinit.h): one pass over a layer's codes. */
 #include "beam/beam.h"
 

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Kernels of the beam search (beam.c): candidate scores (equation B2 there), their scans, the
  * rank-g updates of S (B3, B4) and the products S = ΔW·H[:, J_batch].
  *

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Kernels of the beam search (beam_kernels.c, bodies in beam_kernels_body.h), used by beam.c and
  * beam_step.c and exposed for tests and benchmarks. */
 #ifndef AQINIT_BEAM_KERNELS_H

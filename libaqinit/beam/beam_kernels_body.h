@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Bodies of the beam-search kernels, included by beam_kernels.c once per instruction set with
  *   VW      lanes per vector: 16 (AVX-512), 8 (AVX2), 4 (SSE2, NEON), or 0 for plain loops;
  *   KN(n)   the name of this variant of n.

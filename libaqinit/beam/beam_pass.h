@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* State of one beam-search pass, shared by beam.c (the driver: blocks of output groups, batches
  * of input groups, the products S = ΔW·H[:, J_batch]) and beam_step.c (one step (j, m) for a
  * sub-block of output groups: scores, selection of the children, their updates). The equations

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* One step (j, m) of the beam search for a sub-block of output groups (beam.c has the driver
  * and the derivations): ũ of every state and the scores of its K candidates (B2), the best
  * `width` distinct children of each group, and the update (B3) of the children that changed.

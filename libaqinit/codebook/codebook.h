@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Codebook and scale updates with the codes fixed: exact normal equations, conjugate gradients
  * or Adam for the codebooks, the closed form for the scales. Each minimises the layer objective
  * (objective/layer.h) and never increases it. */

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Codebooks by Adam with the codes fixed.
  *
  * Adam (AQLM parity). AQ_OPT_CODEBOOK_ADAM_STEPS steps on the loss L/O of AQLM with

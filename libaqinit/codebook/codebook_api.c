@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Public entry point of the codebook and scale update (aqinit.h). */
 #include "codebook/codebook.h"
 

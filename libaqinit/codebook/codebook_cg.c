@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Codebooks by preconditioned conjugate gradients on the normal equations (C1) of
  * codebook_exact.c, without forming N (REFERENCE-ALGORITHMS.md §1.7; issue 15).
  *

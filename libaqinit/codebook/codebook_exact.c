@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Exact codebooks with the codes fixed (REFERENCE-ALGORITHMS.md §1.7, §6 item 5): the normal
  * equations built and solved by Cholesky.
  *

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* The one product both iterative codebook updates need (REFERENCE-ALGORITHMS.md §1.7): with the
  * codes and scales fixed, for codebooks cb,
  *

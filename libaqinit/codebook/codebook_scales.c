@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Scales with the codes and codebooks fixed (REFERENCE-ALGORITHMS.md §1.7).
  *
  * With V_p the unscaled tiles Σ_m C_m[b] of output group p (its g_o rows),

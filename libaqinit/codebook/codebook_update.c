@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* The codebook/scale update of aq_update_codebooks and aq_optimize: the codebook mode of
  * ::AQ_OPT_CODEBOOK_UPDATE (exact: codebook_exact.c, conjugate gradients: codebook_cg.c, Adam:
  * codebook_adam.c), then the closed-form scales (codebook_scales.c). Each step never increases

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Aligned allocation through the context's allocator, and overflow-checked size arithmetic. */
 #include <stdlib.h>
 #include <string.h>

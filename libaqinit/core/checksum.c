@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Checksums: CRC-32 (polynomial 0xEDB88320, reflected; the checksum of zlib, PNG and gzip) and
  * FNV-1a 64, the fingerprint of the inputs recorded beside a pipeline's saved layers. */
 #include "core/internal.h"

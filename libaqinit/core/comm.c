@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* The communicator: attach, shares, agreement, gathers (core/comm.h). */
 #include <limits.h>
 #include <string.h>

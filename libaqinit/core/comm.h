@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* The context's communicator (aq_comm): shares of a range per rank, error agreement and the
  * exchanges the sharded algorithms use. Without a communicator every function is the
  * single-process identity: rank 0 of 1 owns everything and nothing is sent.

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Version queries and the run-time twin of every constant in aqinit.h. */
 #include <string.h>
 

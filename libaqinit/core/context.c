@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* The context: allocator, thread count, seed, callbacks. */
 #include <stdlib.h>
 #include <string.h>

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* The vector level of the CPU kernels (assign.c, beam_kernels.c): detected once, overridable by
  * tests. One level for the whole process, so a test that forces the baseline forces it for every
  * kernel family. */

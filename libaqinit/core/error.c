@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Status strings, the context's last-error text, logging and progress reporting. */
 #include <stdio.h>
 #include <string.h>

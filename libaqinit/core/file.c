@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Files of the library's formats: written whole or not at all, read only when regular. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Internal declarations shared by the library's sources. Not installed. */
 #ifndef AQINIT_INTERNAL_H
 #define AQINIT_INTERNAL_H

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Compilation helpers of the numerical kernels: one C body compiled per instruction set, and
  * GCC generic vectors. Used by the kernels of the algorithms (codebook/, beam/). */
 #ifndef AQINIT_CORE_KERNEL_H

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Options: one table describes every key (type, range, default, field), so adding an option
  * is one line here plus one pinned key in aqinit.h. */
 #include <math.h>

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* The options handle's contents, read by the algorithms. */
 #ifndef AQINIT_OPTIONS_H
 #define AQINIT_OPTIONS_H

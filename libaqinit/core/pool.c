@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* A fixed-size pthreads pool running one statically split parallel loop at a time.
  * Chunk t of T covers [n·t/T, n·(t+1)/T): the split depends only on n and T, which keeps
  * every result independent of scheduling. The calling thread runs chunk 0. */

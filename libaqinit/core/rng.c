@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* xoshiro256** (Blackman & Vigna) seeded through splitmix64: fast, reproducible everywhere. */
 #include "core/internal.h"
 

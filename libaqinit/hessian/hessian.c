@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Hessian statistics H = XᵀX / n: creation, streaming accumulation (one SYRK per batch chunk)
  * and merging of partial Hessians. Copies with damping are in hessian_access.c, save/load in
  * hessian_io.c.

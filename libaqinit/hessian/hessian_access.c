@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Read access to a Hessian: the full symmetric matrix, its diagonal and its g×g diagonal
  * blocks, each of H + λ·mean(diag H)·I (AQLM's damping, REFERENCE-ALGORITHMS.md §2).
  * λ must be finite (else AQ_ERR_NONFINITE) and >= 0 (else AQ_ERR_INVALID_ARG). An empty

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* aq_hessian_allreduce: the ranks' partial statistics merged in rank order (core/comm.h).
  *
  * Rank r contributed n_r samples with mean H_r. The result is the sequence of merges

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Internal layout of aq_hessian, shared by hessian.c (accumulation), hessian_access.c (copies
  * with damping) and hessian_io.c (save/load). Not installed. */
 #ifndef AQINIT_HESSIAN_INTERNAL_H

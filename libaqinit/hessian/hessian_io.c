@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Save and load a Hessian in the format of docs/formats.md ("Hessian file"): magic, version,
  * sizes, the packed upper triangle as little-endian doubles, CRC-32 of everything before it. */
 #include <math.h>

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Fused "score + argmin" kernel of the E-step (see assign.h).
  *
  * Written with GCC/Clang vector extensions and compiled once per instruction set from

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Nearest-centroid assignment: the E-step shared by k-means and OA-EM.
  *
  * Both minimise a quadratic distance that expands as (docs/algorithms.md eq. 5)

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* The E-step kernel for one vector width (see assign.c). Included once per instruction set with
  * AQI_VL (floats per vector: 16 for AVX-512, 8 for AVX2, 4 otherwise), AQI_NAME(x) (a suffixed
  * name) and AQI_TARGET (a function attribute selecting the instruction set). Vectors never

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Lloyd / EM rounds of one codebook stage (see em.h and docs/algorithms.md eq. 3–5).
  *
  * Determinism: the E-step treats every point independently, the M-step every cluster

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* One codebook stage of the initialisation: Lloyd / EM rounds that fit K centroids to N
  * points under either the Euclidean distance (k-means, GREEDY) or the Hessian-weighted
  * Mahalanobis distance of OA-EM (docs/algorithms.md eq. 3–5).

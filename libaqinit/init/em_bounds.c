@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Bounded Euclidean E-step (Hamerly's bounds): Lloyd rounds without a full scan of the points
  * whose nearest centroid provably did not change.
  *

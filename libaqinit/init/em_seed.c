@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Seeding of a codebook stage: K random distinct points, or k-means++ (D² sampling). */
 #include <math.h>
 #include <string.h>

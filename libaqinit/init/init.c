@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* aq_init: scales, then one codebook per stage on the residual (docs/algorithms.md,
  * "Initialisation"). GREEDY fits each stage with Euclidean k-means (AQLM); OA_EM refines the
  * stage with Mahalanobis EM rounds (eq. 3–5) and may re-fit each codebook with the others
@@ -327,7 +329,8 @@ int aq_init(aq_context *ctx, aq_quant *quant, const float *W, int64_t ld, const 
     memset(&s, 0, sizeof s);
     s.ctx = ctx;
     s.opt = options ? &options->v : &defaults;
-    if ((st = aqi_comm_agree(ctx, "aq_init", check_arguments(ctx, quant, W, ld, H, s.opt))) != AQ_OK)
+    st = aqi_check_owners(ctx, "aq_init", quant, H, options);
+    if ((st = aqi_comm_agree(ctx, "aq_init", st ? st : check_arguments(ctx, quant, W, ld, H, s.opt))) != AQ_OK)
         return st;
     pthread_mutex_lock(&ctx->lock);
     s.seed = ctx->seed;

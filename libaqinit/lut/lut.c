@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* aq_quant_matvec / aq_quant_matmul.
  *
  * LUT path (K·g_o ≤ rows): y[p·g_o + t] = s_p Σ_j Σ_m lut[j][m][b(p,j,m)][t] with

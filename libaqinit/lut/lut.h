@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* LUT inference (DESIGN.md §4): y = Ŵ x from the codes with per-input-group tables
  * lut[j][m][k][t] = ⟨x_j, C_m[k] row t⟩, so each code costs one table read. Kernels:
  * lut_kernels.h. */

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Kernels of the LUT mat-vec; lut.c plans the work and calls them.
  *
  * A slice of input groups [j0, j1) has the table tab[(s·K + k)·g_o + t] = ⟨x_j, C_m[k][t, :]⟩

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Portable kernels of the LUT mat-vec (layout and contracts: lut_kernels.h). Plain C that any
  * CPU runs; written so that the compiler can keep several independent sums in flight. */
 #include "lut/lut_kernels.h"

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* AVX2 and AVX-512 kernels of the LUT mat-vec (layout and contracts: lut_kernels.h).
  *
  * Accumulation with gathers: one vector lane per output row, so a block of 8 (AVX2) or 16

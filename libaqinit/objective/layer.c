@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* The layer objective L = tr((W − Ŵ) H (W − Ŵ)ᵀ), the reconstruction Ŵ it is computed from,
  * and working copies of a quant's arrays (objective/layer.h). */
 #include <string.h>

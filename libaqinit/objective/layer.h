@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* The layer objective shared by the optimisers (beam/, codebook/, optimize/):
  * L = tr((W − Ŵ) H (W − Ŵ)ᵀ) for one layer, the reconstruction Ŵ, the argument checks and the
  * working copies every public entry point uses. Depends on quant/ and hessian/ only. */

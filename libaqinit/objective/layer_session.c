@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Argument checks and setup shared by the public entry points of the optimisers
  * (aq_beam_search, aq_update_codebooks, aq_optimize): each validates its arguments, copies H to
  * float once, works on a duplicate of the quant's arrays and copies them back only when
@@ -110,6 +112,8 @@ static int open_local(aqi_layer_session *s, aq_context *ctx, const char *fn, aq_
     int st;
     memset(s, 0, sizeof *s);
     st = aqi_opt_validate(ctx, fn, quant, W, ld, H, 1);
+    if (!st)
+        st = aqi_check_owners(ctx, fn, quant, H, options);
     if (st)
         return st;
     if (options)

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* The alternating optimiser aq_optimize (aqinit.h): epochs of codebook/scale update
  * (codebook/) and beam search (beam/) on the layer objective (objective/) until an epoch improves
  * L by less than ::AQ_OPT_REL_TOL of its value. Like every entry point it works on a copy of the

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* aq_pipeline: quantize a host's model layer by layer through callbacks (see aqinit.h). */
 #include <math.h>
 #include <stdio.h>
@@ -46,7 +48,8 @@ int aq_pipeline_create(aq_pipeline **out, aq_context *ctx, const aq_pipeline_cal
     if (!callbacks->num_layers || !callbacks->layer_info || !callbacks->get_weight || !callbacks->calibrate
         || !callbacks->put_result)
         return aqi_fail(ctx, AQ_ERR_INVALID_ARG, "%s: every callback is required", fn);
-    if ((st = aq_format_check(ctx, fmt, fmt->out_group_size, fmt->in_group_size)) != AQ_OK)
+    if ((st = aq_format_check(ctx, fmt, fmt->out_group_size, fmt->in_group_size)) != AQ_OK
+        || (st = aqi_check_owners(ctx, fn, NULL, NULL, options)) != AQ_OK)
         return st;
     if (!(p = aqi_calloc(ctx, 1, sizeof *p)))
         return AQ_ERR_NOMEM;

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Provenance records of saved layers (provenance.h): text "key value" lines, written atomically,
  * parsed strictly (the loader reads files from outside: every key once, every value in range). */
 #include <errno.h>

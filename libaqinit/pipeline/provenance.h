@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* What produced a layer saved in a pipeline's resume directory: the record
  * layer-NNNNN.prov written beside layer-NNNNN.aqq (docs/formats.md, "Layer provenance"). A run
  * compares it with its own before reusing the layer. */

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* aq_quantize_layer: aq_init() then aq_optimize() on a clone of the quant, copied back only
  * when both succeed (a failure or a cancellation in either leaves the quant unchanged). */
 #include "objective/layer.h"
@@ -7,6 +9,8 @@ int aq_quantize_layer(aq_context *ctx, aq_quant *quant, const float *W, int64_t 
 {
     aq_quant *tmp = NULL;
     int st = aqi_opt_validate(ctx, "aq_quantize_layer", quant, W, ld, H, 0);
+    if (!st)
+        st = aqi_check_owners(ctx, "aq_quantize_layer", quant, H, options);
     if (st)
         return st;
     st = aq_quant_clone(&tmp, quant);

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* PV-tuning primitives: aq_quant_backward (P-step gradients) and aq_vstep (budgeted code
  * search towards a target). Ŵ[p·g_o + t, j·g + a] = s_p Σ_m C_m[b(p,j,m)][t][a], so
  *   ∂L/∂C_m[k][t][a] = Σ_{(p,j): b(p,j,m) = k} s_p G[p·g_o + t, j·g + a]
@@ -234,6 +236,8 @@ int aq_vstep(aq_context *ctx, aq_quant *q, const float *target, int64_t ld, cons
         return AQ_ERR_INVALID_ARG;
     if (!q || !target)
         return aqi_fail(ctx, AQ_ERR_INVALID_ARG, "%s: %s is NULL", fn, q ? "target" : "quant");
+    if ((st = aqi_check_owners(ctx, fn, q, H, options)) != AQ_OK)
+        return st;
     if ((st = aqi_check_ld(ctx, fn, "target", q->rows, q->cols, ld, sizeof(float))) != AQ_OK)
         return st;
     if (q->M > 64 || (int64_t)q->g > 256)

@@ -1,4 +1,6 @@
-/* The shape of a quantized matrix: validation, bits per parameter, ρ. */
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
+/* The shape of a quantized matrix: validation, bits per parameter, ρ (parsing: format_parse.c). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,49 +18,6 @@ void aq_format_init(aq_format *fmt)
     fmt->in_group_size = 8;
     fmt->out_group_size = 1;
     fmt->scale_mode = AQ_SCALE_PER_OUTPUT_GROUP;
-}
-
-static int parse_uint(const char **p, long *out)
-{
-    char *end;
-    long v;
-    if (**p < '0' || **p > '9')
-        return 0;
-    v = strtol(*p, &end, 10);
-    if (end == *p || v <= 0 || v > 1 << 20)
-        return 0;
-    *p = end;
-    *out = v;
-    return 1;
-}
-
-int aq_format_parse(aq_format *fmt, const char *text)
-{
-    aq_format f;
-    long m, b, v;
-    const char *p = text;
-    if (!fmt || !text)
-        return AQ_ERR_INVALID_ARG;
-    aq_format_init(&f);
-    if (!parse_uint(&p, &m) || *p++ != 'x' || !parse_uint(&p, &b))
-        return AQ_ERR_INVALID_ARG;
-    f.num_codebooks = (int32_t)m;
-    f.bits_per_codebook = (int32_t)b;
-    while (*p) {
-        char tag = *p++;
-        if (tag == '_' || tag == '-' || tag == ' ')
-            continue;
-        if ((tag != 'g' && tag != 'o') || !parse_uint(&p, &v))
-            return AQ_ERR_INVALID_ARG;
-        if (tag == 'g')
-            f.in_group_size = (int32_t)v;
-        else
-            f.out_group_size = (int32_t)v;
-    }
-    if (aq_format_check(NULL, &f, f.out_group_size, f.in_group_size) != AQ_OK)
-        return AQ_ERR_INVALID_ARG;
-    *fmt = f;
-    return AQ_OK;
 }
 
 int aq_format_check(aq_context *ctx, const aq_format *fmt, int64_t rows, int64_t cols)

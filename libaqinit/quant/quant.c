@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* aq_quant: creation, accessors and validated copies of codes, codebooks and scales. */
 #include <math.h>
 #include <string.h>
@@ -122,25 +124,20 @@ int64_t aq_quant_cols(const aq_quant *q)
     return q ? q->cols : 0;
 }
 
+/* The writable views: the const ones of quant_view.c, for callers that own the quant. */
 void *aq_quant_codes(aq_quant *q, size_t *nbytes)
 {
-    if (nbytes)
-        *nbytes = q ? q->codes_bytes : 0;
-    return q ? q->codes : NULL;
+    return (void *)aq_quant_codes_const(q, nbytes);
 }
 
 float *aq_quant_codebooks(aq_quant *q, size_t *count)
 {
-    if (count)
-        *count = q ? q->codebooks_count : 0;
-    return q ? q->codebooks : NULL;
+    return (float *)aq_quant_codebooks_const(q, count);
 }
 
 float *aq_quant_scales(aq_quant *q, size_t *count)
 {
-    if (count)
-        *count = q ? q->scales_count : 0;
-    return q ? q->scales : NULL;
+    return (float *)aq_quant_scales_const(q, count);
 }
 
 static int check_size(const aq_quant *q, size_t given, size_t expected, const char *fn)

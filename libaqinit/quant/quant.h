@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Internal layout of aq_quant (AQLM layout, DESIGN.md §3), shared by quant.c, the I/O code
  * and the algorithms that fill it. */
 #ifndef AQINIT_QUANT_H
@@ -58,5 +60,11 @@ void aqi_quant_copy_arrays(aq_quant *dst, const aq_quant *src);
 int aqi_quant_codes_valid(const aq_quant *q, const void *codes);
 /* Ŵ of output groups [p0, p1) into @p out, which points at row p0·g_o (leading dimension ld). */
 void aqi_quant_dequantize_groups(const aq_quant *q, float *out, int64_t ld, int64_t p0, int64_t p1);
+
+/* The rule of calls that take a context and handles (aqinit.h, "Contexts and handles"): every
+ * handle given (the quant, and H and options when not NULL) must have been created from @p ctx.
+ * Otherwise ::AQ_ERR_INVALID_ARG with a message on @p ctx naming the handle. */
+int aqi_check_owners(aq_context *ctx, const char *fn, const aq_quant *q, const aq_hessian *H,
+                     const aq_options *options);
 
 #endif

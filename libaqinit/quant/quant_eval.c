@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Dequantization and the error measures of a quantized matrix. */
 #include <cblas.h>
 #include <math.h>

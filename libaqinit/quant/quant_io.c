@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Save/load of aq_quant in the format of docs/formats.md ("Quantized matrix file"):
  * the file is assembled in memory, checksummed, written to path.tmp and renamed. */
 #include <stdio.h>

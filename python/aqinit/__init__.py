@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """Python binding of libaqinit (ctypes + numpy).
 
 Additive quantization of LLM weight matrices with OA-EM codebook initialisation. Arrays go in

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """Checks of numpy array arguments before they are passed to the library: an array of another
 dtype than the C one is refused with TypeError, never converted."""
 import numpy as np

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """_Handle, the base of the objects that own a C handle tied to a Context, and its _Cell."""
 import ctypes
 

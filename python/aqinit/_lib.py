@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """Loading libaqinit and declaring the C prototypes (ctypes)."""
 import ctypes
 import ctypes.util
@@ -207,6 +209,7 @@ _PROTOTYPES = {
     "aq_hessian_load": (c_int, [P(c_void_p), c_void_p, c_char_p]),
     "aq_format_init": (None, [P(Format)]),
     "aq_format_parse": (c_int, [P(Format), c_char_p]),
+    "aq_format_parse_ctx": (c_int, [c_void_p, P(Format), c_char_p]),
     "aq_format_check": (c_int, [c_void_p, P(Format), c_int64, c_int64]),
     "aq_format_bits_per_parameter": (c_int, [P(c_double), P(Format), c_int64, c_int64]),
     "aq_format_rho": (c_int, [P(c_double), P(Format), c_int64, c_int64]),
@@ -219,6 +222,9 @@ _PROTOTYPES = {
     "aq_quant_codes": (c_void_p, [c_void_p, P(c_size_t)]),
     "aq_quant_codebooks": (c_void_p, [c_void_p, P(c_size_t)]),
     "aq_quant_scales": (c_void_p, [c_void_p, P(c_size_t)]),
+    "aq_quant_codes_const": (c_void_p, [c_void_p, P(c_size_t)]),
+    "aq_quant_codebooks_const": (c_void_p, [c_void_p, P(c_size_t)]),
+    "aq_quant_scales_const": (c_void_p, [c_void_p, P(c_size_t)]),
     "aq_quant_copy_codes_out": (c_int, [c_void_p, c_void_p, c_size_t]),
     "aq_quant_copy_codes_in": (c_int, [c_void_p, c_void_p, c_size_t]),
     "aq_quant_copy_codebooks_out": (c_int, [c_void_p, c_void_p, c_size_t]),

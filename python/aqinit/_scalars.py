@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """Checks of scalar arguments before they are passed to the library: C integers, doubles, paths.
 
 ctypes wraps a Python int around silently (2**64 + 16 passed as int64_t is 16) and int() or

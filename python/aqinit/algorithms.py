@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """The algorithms on a Quant: init, beam_search, update_codebooks, optimize, quantize_layer (looked
 up lazily: a build may lack some, see has_algorithm) and the PV-tuning V-step vstep."""
 import ctypes

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """Comm: an aq_comm (aqinit.h, "Communicator") over an mpi4py communicator.
 
     from mpi4py import MPI

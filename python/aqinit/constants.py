@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """Library constants and version: constant(), version(), version_string() and every AQ_* constant
 exposed without its prefix (ERR_SHAPE, OPT_EM_TOL, INIT_OA_EM, ...)."""
 import ctypes

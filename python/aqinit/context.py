@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """Context: threads, seed, progress and log callbacks, and the last error."""
 import ctypes
 

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """AqError and _check, which turns a negative status into an AqError."""
 import ctypes
 

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """Format: a quantization format (MxB[gG][oGO]) and its checks."""
 import ctypes
 

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """Hessian: the running mean H = XᵀX/n of a layer's inputs."""
 import ctypes
 

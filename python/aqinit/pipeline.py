@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """Pipeline: whole-model quantization driven by a Python host object."""
 import ctypes
 

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """Quant: a quantized matrix (codes, codebooks, scales) and the products with it."""
 import ctypes
 

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """A small safetensors writer/reader and the export of a quantized layer in AQLM's tensor layout.
 
 safetensors: 8-byte little-endian header length, a JSON header {name: {"dtype", "shape",

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """Accumulate a Hessian H = XᵀX/n from random numpy batches and print its statistics.
 
     PYTHONPATH=python /usr/bin/python3 python/examples/hessian_demo.py [--inputs 256] [--rows 4096]

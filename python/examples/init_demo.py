@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """GREEDY vs OA-EM on a random layer through the Python binding.
 
     PYTHONPATH=python /usr/bin/python3 python/examples/init_demo.py

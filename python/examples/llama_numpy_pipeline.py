@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """Quantize a llama2.c model from Python: a numpy forward pass drives aq_pipeline through ctypes
 callbacks, the way a PyTorch or numpy framework integrates libaqinit; then one layer is exported
 in AQLM's tensor layout to a safetensors file and read back.

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """PV-tuning of a 2-bit model written by examples/llama/llama-quantize (--out DIR), with torch.
 
     PYTHONPATH=python /usr/bin/python3 python/examples/pv_tune.py ../shared/bench/model.bin QDIR \\

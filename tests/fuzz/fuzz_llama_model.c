@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* libFuzzer target: llm_load (examples/common/llama_model.c, a llama2.c "version 0" checkpoint)
  * on arbitrary bytes.
  *

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* libFuzzer target: the provenance record of a pipeline's resume directory
  * (docs/formats.md, "Layer provenance"), through aqi_provenance_load (a file, as the pipeline
  * reads it) and aqi_provenance_parse (the bytes).

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* libFuzzer target: aq_quant_load on arbitrary bytes (docs/formats.md, "Quantized matrix file").
  *
  * Checks: no crash, leak or UB; the loader holds at most 16 × size + 64 KiB (fuzz_support.h);

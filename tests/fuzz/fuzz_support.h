@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Shared by the fuzz harnesses, gen_corpus.c and test_example_loaders.c (header only; include it
  * first, before any system header):
  *

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* libFuzzer target: tokenizer_load (examples/common/tokenizer.c, llama2.c's tokenizer.bin) and
  * tokenizer_piece on arbitrary bytes.
  *

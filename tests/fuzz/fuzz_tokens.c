@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* libFuzzer target: tok_load (examples/common/tokens.c, a uint16 little-endian token stream) on
  * arbitrary bytes.
  *

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Writes the fuzzers' inputs, so that no binary file is committed:
  *
  *   gen_corpus OUT [TINY_DIR]

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Regression test of issue 13, item 6: the examples' loaders (examples/common/) on crafted
  * inputs built in memory. Each loader must return an error (or load) without holding more than
  * 16 × (file size) + 64 KiB (the rule of fuzz_support.h), and with no undefined behaviour (run

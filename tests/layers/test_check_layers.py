@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """scripts/check_layers.py finds what it is meant to find: trees built here with one planted
 violation each must fail with a line naming it, and the clean tree must pass."""
 import os

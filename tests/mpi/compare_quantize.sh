@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 # llama-quantize in one process and aqinit-mpi-quantize on 2 and 3 ranks quantize the tiny model
 # with the same settings; the layer files and the manifest must be byte-identical (the .prov
 # records differ only in their recorded seconds).

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* The MPI adapter under mpirun -np 1, 2, 3 (suite "mpi"): every sharded function gives every
  * rank the bytes of the run without a communicator; aq_hessian_allreduce equals the rank-order
  * aq_hessian_merge of the ranks' partial Hessians (recomputed on every rank from the shared

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """The binding's Comm under mpirun (suite mpi, when mpi4py is installed): init + optimize with a
 communicator give every rank the bytes of the run without one; Hessian.allreduce equals the
 rank-order merge; a cancel on the last rank is AqError(ERR_CANCELLED) on every rank."""

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """The binding's contract: library discovery, prototypes and constants against the header, errors,
 options, formats, Hessian and quant arrays — each checked against an independent computation
 (numpy, the header text, the file layout of docs/formats.md)."""
@@ -186,7 +188,10 @@ def test_every_declared_prototype_matches_the_header():
 def test_the_binding_declares_every_exported_function():
     with open(os.path.join(ROOT, "libaqinit", "aqinit.map")) as f:
         text = re.sub(r"/\*.*?\*/", "", f.read(), flags=re.S)
-    exported = {s.strip() for s in text.split("global:")[1].split("local:")[0].split(";") if s.strip()}
+    exported = set()
+    for node in text.split("global:")[1:]:  # every version node (AQINIT_0, AQINIT_0.2, ...)
+        exported |= {s.strip() for s in node.split("}")[0].split("local:")[0].split(";") if s.strip()}
+    assert {"aq_init", "aq_format_parse_ctx"} <= exported
     covered = set(_lib._PROTOTYPES) | set(_lib.ALGORITHMS)
     # Not wrapped on purpose: a Python allocator would run on worker threads for every allocation,
     # and aq_context_last_error returns a pointer that copy_last_error replaces safely.

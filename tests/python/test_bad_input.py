@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """Hostile input to the binding (issue 13, item 3): integers outside the range of their C type raise
 OverflowError instead of wrapping around, bools and non-integers (3.5, "4", 4.0) given for an integer
 raise TypeError, numpy integer scalars are accepted, and arrays of another dtype than the C one are

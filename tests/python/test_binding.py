@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """The ctypes binding against independent numpy computations."""
 import os
 import re

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """The real benchmark models (../shared/bench, skipped when absent) converted to Hugging Face
 checkpoints reproduce the reference perplexities of ../shared/bench/README.md with the HF forward."""
 import math

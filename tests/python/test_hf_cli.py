@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """aqinit.hf.cli (the aqinit-hf command): convert-llama2c and ppl, in process and as python -m aqinit.hf."""
 import json
 import os

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """llama2.c -> Hugging Face conversion (aqinit.hf.convert) and the HF reader/forward (aqinit.hf.model):
 the forward of the converted checkpoint equals llama2.c's forward of the original, which proves the
 q/k row permutation (interleaved rotary pairs -> rotate_half)."""

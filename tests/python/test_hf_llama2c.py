@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """llama2.c version-0 checkpoints: a writer of random ones and an independent float64 forward in
 llama2.c's conventions (run.c: rotary on consecutive pairs, query head h reads KV head
 h / (n_heads / n_kv_heads)), used by the conversion tests; and the tests of aqinit.hf.llama2c."""

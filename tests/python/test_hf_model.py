@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """aqinit.hf.model: what the reader accepts and rejects, and linears that can be replaced."""
 import json
 import os

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """aqinit.hf.perplexity: the protocol of ../shared/bench/README.md on a random model, against a
 direct computation with llama2.c's forward (consecutive windows, remainder dropped, tokens
 2..seq_len predicted, no BOS, one mean over all predicted tokens)."""

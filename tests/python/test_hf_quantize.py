@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """aqinit.hf.quantize and the AQLM checkpoint it writes: a random llama2.c model converted to HF,
 quantized end to end, the files checked field by field against AQLM's conventions, the tensors
 dequantized by an independent numpy version of AQLM's formula, read back by the numpy forward, a

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """The binding is a package of modules; its top level keeps every public name."""
 import importlib
 

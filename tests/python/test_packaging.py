@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """The installable package: the build backend's wheel and sdist (python/_aqinit_build.py), one
 version for the package, meson.build and the loaded library, the library search order
 (AQINIT_LIBRARY, then the system, then the build tree) and `pip install ./python` into a venv."""

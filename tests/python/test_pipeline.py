@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """Pipeline through ctypes callbacks, LUT mat-vec, and the AQLM safetensors export."""
 import numpy as np
 import pytest

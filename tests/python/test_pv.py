@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """aq_vstep's GAIN selection and whole-matrix trust ratio through the binding."""
 import numpy as np
 

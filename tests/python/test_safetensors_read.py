@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """read_safetensors on what Hugging Face checkpoints hold (BF16) and on damaged files."""
 import json
 import struct

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """Hugging Face Llama checkpoints with numpy only (no torch, no downloads).
 
     convert      convert_llama2c: a llama2.c version-0 checkpoint -> an HF Llama directory

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """AQLM checkpoints (docs/formats.md, "AQLM checkpoint (aqinit-hf quantize)"): the tensors of a
 quantized linear in the layout of AQLM's convert_to_hf.py (codes packed by pack_int_data), the
 quantization_config transformers' AqlmConfig reads, a safetensors writer that copies tensors byte

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """Reading a Hugging Face checkpoint directory: config.json and its safetensors weights, either one
 model.safetensors or shards listed by model.safetensors.index.json ({"weight_map": {name: file}}),
 the two layouts transformers' save_pretrained writes."""

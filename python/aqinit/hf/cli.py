@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """aqinit-hf: Hugging Face Llama checkpoints from the command line (numpy only).
 
     aqinit-hf convert-llama2c MODEL.bin OUT_DIR [--tokenizer tokenizer.model]

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """The fields of a Hugging Face Llama-family config.json that the numpy forward uses, with
 transformers' LlamaConfig defaults where a field may be absent."""
 from dataclasses import dataclass

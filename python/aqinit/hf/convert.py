@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """llama2.c version-0 checkpoint -> Hugging Face Llama directory (config.json, model.safetensors).
 
 Names follow transformers' modeling_llama: wq/wk/wv/wo -> self_attn.{q,k,v,o}_proj, w1 -> mlp.gate_proj,

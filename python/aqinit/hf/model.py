@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """A numpy float32 forward of a Hugging Face Llama-family checkpoint, in transformers'
 modeling_llama conventions: RMSNorm (x / sqrt(mean(x²) + eps) · w), rotary embedding on the halves
 of each head (rotate_half: (x1, x2) -> (-x2, x1), angle pos · rope_theta^(-2i/head_dim)), grouped-query

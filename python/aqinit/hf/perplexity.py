@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """The perplexity protocol of the benchmark data (../shared/bench/README.md): the token stream is cut
 into consecutive, non-overlapping windows of seq_len tokens (the remainder dropped); in each window
 tokens 2…seq_len are predicted from their prefix, no BOS added; perplexity = exp(mean negative

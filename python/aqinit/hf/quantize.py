@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 """Quantize a Hugging Face Llama checkpoint with aq_pipeline and write an AQLM checkpoint.
 
 The numpy forward (model.py) is the pipeline's host. Calibration is true-sequential, as
