@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The libaqinit developers
 # ThreadSanitizer: build the library and the Check suites with clang -fsanitize=thread and run
 # the unit suites (tests/test_threads.c shares one context between host threads; the other
 # suites use the context's pool). Fails on any data race, lock-order inversion or other report.

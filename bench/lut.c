@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* bench-lut: aq_quant_matvec / aq_quant_matmul against fp32 BLAS of the same shape, in the
  * same run.
  *

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* The int16-table mat-vec (AQ_MATVEC_INT16, libaqinit/lut/lut_int16.h) against a naive product
  * in double: within the rounding bound (2) of lut_int16.h computed here independently, the
  * same bits for every thread count and (same float tables) for every kernel, the relative error

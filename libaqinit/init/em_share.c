@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* The exchanges after a sharded E-step (em.h): each rank's share of the codes to every rank.
  * Called by the E-steps of em.c and em_bounds.c. */
 #include <stdint.h>

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* The int16-table mat-vec (lut_int16.h): table build and quantization, the two parallel
  * phases, and the portable block kernel.
  *  - Phase 1: the blocks' tables are built (float, as the exact path builds them), scaled by

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Approximate LUT mat-vec with int16 tables (AQ_MATVEC_INT16) for B ≤ 8 and g_o = 1.
  *
  * The n = J·M code positions s = j·M + m of a row are cut into blocks of AQI_Q16_BLOCK. Block b

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* AVX-512 VBMI block kernel of the int16-table mat-vec (lut_int16.h), one byte per lane.
  *
  * 64 rows × 16 code positions at a time: register i holds, in 128-bit lane l, the 16 codes of
