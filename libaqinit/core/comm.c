@@ -6,6 +6,11 @@
 
 #include "core/comm.h"
 
+#include <stddef.h>
+
+/* sizeof(aq_comm) in 0.2, the first version: everything up to userdata. */
+#define AQI_COMM_SIZE_0_2 (offsetof(aq_comm, userdata) + sizeof(void *))
+
 void aq_comm_init(aq_comm *comm)
 {
     if (!comm)
@@ -26,9 +31,11 @@ int aq_context_set_comm(aq_context *ctx, const aq_comm *comm)
         pthread_mutex_unlock(&ctx->lock);
         return AQ_OK;
     }
-    if (comm->struct_size < sizeof *comm)
-        return aqi_fail(ctx, AQ_ERR_INVALID_ARG, "%s: struct_size %u is smaller than this library's aq_comm "
-                        "(%zu); call aq_comm_init() first", fn, (unsigned)comm->struct_size, sizeof *comm);
+    /* The fields of 0.2 are required; a larger struct (a newer header) is read up to this
+     * library's size, a later library reads this one's up to the size it declares. */
+    if (comm->struct_size < AQI_COMM_SIZE_0_2)
+        return aqi_fail(ctx, AQ_ERR_INVALID_ARG, "%s: struct_size %u is smaller than aq_comm of libaqinit 0.2 "
+                        "(%zu); call aq_comm_init() first", fn, (unsigned)comm->struct_size, AQI_COMM_SIZE_0_2);
     if (comm->size < 1 || comm->rank < 0 || comm->rank >= comm->size)
         return aqi_fail(ctx, AQ_ERR_INVALID_ARG, "%s: rank %d of size %d is not in 0..size-1", fn,
                         (int)comm->rank, (int)comm->size);
