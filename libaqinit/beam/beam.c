@@ -352,7 +352,7 @@ static int alloc_workers(aqi_beam_pass *ps)
         ws->ibuf = alloc_array(ctx, 3 * W + W * W, sizeof(int32_t), &st);
         ws->dbuf = alloc_array(ctx, W, sizeof(double), &st);
         if (ps->nn) {
-            ws->nn_y = alloc_array(ctx, (size_t)ps->K * D, sizeof(float), &st);
+            ws->nn_y = alloc_array(ctx, (size_t)ps->K * (D + 2), sizeof(float), &st);
             ws->nn_tile = alloc_array(ctx, (D + 1) * AQI_NN_LEAF, sizeof(float), &st);
         }
         if (ps->cfg->trace) {

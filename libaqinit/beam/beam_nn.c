@@ -98,35 +98,39 @@ void aqi_beam_nn_free(aq_context *ctx, aqi_beam_nn *nn)
 /* ------------------------------------------------------------------------------------------ */
 /* Build */
 
-/* (y[a][d], a) < (y[b][d], b): a strict order, so that equal coordinates split deterministically */
-static int key_less(const float *y, int32_t D, int32_t d, int32_t a, int32_t b)
+/* A point's coordinate on the split axis and its codeword: ordered by (v, k), a strict order, so
+ * that equal coordinates split deterministically. */
+typedef struct nn_key { float v; int32_t k; } nn_key;
+
+static int key_less(nn_key a, nn_key b)
 {
-    float ya = y[(size_t)a * (size_t)D + (size_t)d], yb = y[(size_t)b * (size_t)D + (size_t)d];
-    return ya < yb || (ya == yb && a < b);
+    return a.v < b.v || (a.v == b.v && a.k < b.k);
 }
 
-/* Rearrange perm[lo, hi) so that perm[mid] is its element of rank mid − lo by key_less, smaller
- * ones before it and larger after (quickselect, median-of-three pivots). */
-static void select_rank(int32_t *perm, const float *y, int32_t D, int32_t d, int32_t lo, int32_t hi, int32_t mid)
+/* Rearrange x[0, n) so that x[mid] is its element of rank mid, smaller ones before it and larger
+ * after (quickselect, median-of-three pivots). */
+static void select_rank(nn_key *x, int32_t n, int32_t mid)
 {
+    int32_t lo = 0, hi = n;
     while (hi - lo > 1) {
-        int32_t a = perm[lo], b = perm[lo + (hi - lo) / 2], c = perm[hi - 1], piv, pos = hi - 1;
-        if (key_less(y, D, d, a, b))
-            piv = key_less(y, D, d, b, c) ? b : (key_less(y, D, d, a, c) ? c : a);
+        const int32_t im = lo + (hi - lo) / 2;
+        int32_t ip;
+        if (key_less(x[lo], x[im]))
+            ip = key_less(x[im], x[hi - 1]) ? im : (key_less(x[lo], x[hi - 1]) ? hi - 1 : lo);
         else
-            piv = key_less(y, D, d, a, c) ? a : (key_less(y, D, d, b, c) ? c : b);
-        pos = piv == a ? lo : piv == b ? lo + (hi - lo) / 2 : hi - 1;
-        perm[pos] = perm[hi - 1];
-        perm[hi - 1] = piv;
+            ip = key_less(x[lo], x[hi - 1]) ? lo : (key_less(x[im], x[hi - 1]) ? hi - 1 : im);
+        nn_key piv = x[ip], tmp;
+        x[ip] = x[hi - 1];
+        x[hi - 1] = piv;
         int32_t store = lo;
         for (int32_t i = lo; i < hi - 1; i++)
-            if (key_less(y, D, d, perm[i], piv)) {
-                int32_t tmp = perm[i];
-                perm[i] = perm[store];
-                perm[store++] = tmp;
+            if (key_less(x[i], piv)) {
+                tmp = x[i];
+                x[i] = x[store];
+                x[store++] = tmp;
             }
-        perm[hi - 1] = perm[store];
-        perm[store] = piv;
+        x[hi - 1] = x[store];
+        x[store] = piv;
         if (store == mid)
             return;
         if (mid < store)
@@ -137,7 +141,7 @@ static void select_rank(int32_t *perm, const float *y, int32_t D, int32_t d, int
 }
 
 /* Node of perm[lo, hi) and its subtree (preorder); returns its index. */
-static int32_t build_node(aqi_beam_nn *nn, const float *y, int32_t lo, int32_t hi)
+static int32_t build_node(aqi_beam_nn *nn, const float *y, nn_key *keys, int32_t lo, int32_t hi)
 {
     const int32_t D = nn->D, id = nn->n_nodes++;
     float *blo = nn->box + (size_t)id * 2 * (size_t)D, *bhi = blo + D;
@@ -161,9 +165,13 @@ static int32_t build_node(aqi_beam_nn *nn, const float *y, int32_t lo, int32_t h
             split = d;
     /* the left child takes half of the node's leaves (rounded down), so leaves stay full */
     int32_t mid = lo + ((hi - lo + AQI_NN_LEAF - 1) / AQI_NN_LEAF / 2) * AQI_NN_LEAF;
-    select_rank(nn->perm, y, D, split, lo, hi, mid);
-    build_node(nn, y, lo, mid);
-    int32_t right = build_node(nn, y, mid, hi);
+    for (int32_t i = lo; i < hi; i++) /* the split coordinates, contiguous for the selection */
+        keys[i - lo] = (nn_key){y[(size_t)nn->perm[i] * (size_t)D + (size_t)split], nn->perm[i]};
+    select_rank(keys, hi - lo, mid - lo);
+    for (int32_t i = lo; i < hi; i++)
+        nn->perm[i] = keys[i - lo].k;
+    build_node(nn, y, keys, lo, mid);
+    int32_t right = build_node(nn, y, keys, mid, hi);
     nn->node[id].right = right;
     return id;
 }
@@ -229,7 +237,7 @@ void aqi_beam_nn_build(aqi_beam_nn *nn, const float *CT, int64_t ldct, int64_t K
     nn->err_scale = tmax + t2;
     if (!isfinite(nn->err_scale))
         return;
-    build_node(nn, y, 0, (int32_t)K);
+    build_node(nn, y, (nn_key *)(y + (size_t)K * (size_t)D), 0, (int32_t)K);
     /* codewords and tables in tree order, LEAF-wide blocks transposed as the score kernel reads them */
     for (int64_t i = 0; i < K; i++) {
         const int32_t k = nn->perm[i];
@@ -311,9 +319,10 @@ static void score_leaf(aqi_beam_pass *ps, aqi_beam_ws *ws, const aqi_beam_nn *nn
         const float *sc = ws->scores + (size_t)i * AQI_BEAM_K_TILE;
         aqi_beam_top *top = ws->tops + (size_t)(r0 + i) * (size_t)W;
         int32_t *n_top = &ws->n_top[r0 + i];
-        for (int32_t c = 0; c < n; c++)
-            if (*n_top < W || sc[c] <= top[W - 1].score)
-                aqi_beam_top_offer(top, n_top, W, sc[c], perm[c], a[i]);
+        /* only scores at or below the row's width-th best can enter: gather them without branches */
+        int32_t n_pass = aqi_filter_tile(sc, kt, *n_top < W ? INFINITY : top[W - 1].score, ws->pass_idx);
+        for (int32_t x = 0; x < n_pass && ws->pass_idx[x] < n; x++)
+            aqi_beam_top_offer(top, n_top, W, sc[ws->pass_idx[x]], perm[ws->pass_idx[x]], a[i]);
         if (*n_top == W)
             Q->tau[i] = (double)top[W - 1].score;
     }

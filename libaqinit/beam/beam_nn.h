@@ -9,7 +9,7 @@
 
 #include "aqinit.h"
 
-#define AQI_NN_LEAF 16    /* most codewords of a leaf (a multiple of AQI_SCORE_LANES) */
+#define AQI_NN_LEAF 32    /* most codewords of a leaf (a multiple of AQI_SCORE_LANES) */
 #define AQI_NN_MAX_G 16   /* input group sizes the tree serves */
 #define AQI_NN_MAX_D 16   /* tile sizes D = g_o·g the tree serves */
 #define AQI_NN_MIN_K 4096 /* automatic use from this many codewords on (below, the scan is cheap) */
@@ -38,7 +38,7 @@ void aqi_beam_nn_free(aq_context *ctx, aqi_beam_nn *nn);
 
 /* Build the tree of one step: CT ([D][ldct], codeword k in column k) is the codebook, Hjj
  * (g × g, leading dimension ldh) the diagonal block of H, t[k] (k < K) the scan's tables of
- * (B2). @p y is scratch of K·D floats. Sets nn->ok = 0 (and builds nothing) when the Cholesky
+ * (B2). @p y is scratch of K·(D + 2) floats. Sets nn->ok = 0 (and builds nothing) when the Cholesky
  * factorisation of H_jj fails or a pivot is below 1e-8 of H_jj's largest diagonal entry. */
 void aqi_beam_nn_build(aqi_beam_nn *nn, const float *CT, int64_t ldct, int64_t K, const float *Hjj,
                        int64_t ldh, const float *t, float *y);

@@ -39,7 +39,7 @@ typedef struct aqi_beam_ws {
     aqi_beam_cand *list;   /* [width] children of one group */
     int32_t *ibuf;         /* [3·width + width²] owners, new slots, used slots, new distances */
     double *dbuf;          /* [width] new losses */
-    float *nn_y;           /* [K][D] transformed codewords while a tree is built (NN steps) */
+    float *nn_y;           /* [K][D + 2] transformed codewords and split keys while a tree is built */
     float *nn_tile;        /* [D + 1][AQI_NN_LEAF] a leaf's codewords and tables (NN steps) */
     int64_t nn_rows, nn_scored; /* states queried by trees, codewords they scored */
     float *trace;          /* [rows][Kpad] scores (tests) */
