@@ -328,15 +328,17 @@ static void score_leaf(aqi_beam_pass *ps, aqi_beam_ws *ws, const aqi_beam_nn *nn
     }
 }
 
-/* The scores of the rows' current codewords, by the same kernel on their aligned 16-blocks. */
+/* The scores of the rows' current codewords: t_a + Σ_d ũ_d·c_a[d] in the order of the score
+ * kernel (no contraction in ISO C mode), so the bits of the scan. */
 static void score_current(aqi_beam_pass *ps, aqi_beam_ws *ws, int32_t r0, int32_t n, const float *CTm,
                           const float *t, const int32_t *a)
 {
     for (int32_t i = 0; i < n; i++) {
-        int32_t a0 = a[i] / AQI_SCORE_LANES * AQI_SCORE_LANES;
-        aqi_score_tile(ws->U + (size_t)r0 * (size_t)ps->D, ps->D, ROWS, ps->D, CTm + a0, ps->Kpad, t + a0,
-                       AQI_SCORE_LANES, ws->scores, AQI_BEAM_K_TILE);
-        ws->score_a[r0 + i] = ws->scores[(size_t)i * AQI_BEAM_K_TILE + (size_t)(a[i] - a0)];
+        const float *u = ws->U + (size_t)(r0 + i) * (size_t)ps->D;
+        float acc = t[a[i]];
+        for (int32_t d = 0; d < ps->D; d++)
+            acc += u[d] * CTm[(size_t)d * (size_t)ps->Kpad + (size_t)a[i]];
+        ws->score_a[r0 + i] = acc;
     }
 }
 
@@ -388,7 +390,11 @@ void aqi_beam_nn_scan(aqi_beam_pass *ps, aqi_beam_ws *ws, int32_t rows, const fl
                 *x = *y;
                 *y = tmp;
             }
-            sp += 2;
+            /* push the far then the near child; one no row needs now never will (τ only falls) */
+            const int keep_far = needed(&Q, x->lb), keep_near = needed(&Q, y->lb);
+            if (!keep_far && keep_near)
+                *x = *y;
+            sp += keep_far + keep_near;
         }
     }
 }
