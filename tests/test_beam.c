@@ -1397,6 +1397,7 @@ START_TEST(allocation_failures)
 {
     allocation_failure_loop(aq_beam_search, "2x3g4", 1, AQ_CODEBOOK_UPDATE_EXACT);
     allocation_failure_loop(aq_beam_search, "1x3g4o2", 4, AQ_CODEBOOK_UPDATE_EXACT);
+    allocation_failure_loop(aq_beam_search, "1x12g2", 3, AQ_CODEBOOK_UPDATE_EXACT); /* K = 4096: trees */
     allocation_failure_loop(aq_update_codebooks, "2x3g4", 1, AQ_CODEBOOK_UPDATE_EXACT);
     allocation_failure_loop(aq_update_codebooks, "2x3g4o2", 1, AQ_CODEBOOK_UPDATE_ADAM);
     allocation_failure_loop(aq_update_codebooks, "2x3g4o2", 1, AQ_CODEBOOK_UPDATE_CG);
