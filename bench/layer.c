@@ -6,9 +6,9 @@
  *   bench-layer [--shape OxI | --model-shape llama2-7b|llama3-8b|llama2-70b|tiny] [--format F]
  *               [--method oaem|greedy] [--beam W] [--epochs E] [--tol T]
  *               [--update auto|exact|cg|adam|none] [--cg-iters N] [--seeding kmeans|product]
- *               [--samples N] [--threads T] [--seed S] [--json]
+ *               [--samples N] [--threads T] [--seed S] [--json] [--log]
  *   defaults: 1024x1024, 2x8g8, oaem, update auto, seeding kmeans, N = 2·I samples,
- *   T = 0 (all cores), seed 1;
+ *   T = 0 (all cores), seed 1; --log prints the library's messages down to debug level on stderr;
  *   beam 1, epochs 2, tol 0 with --shape; beam 8, epochs 10, tol 0.01 with --model-shape.
  *   Set OPENBLAS_NUM_THREADS to T for comparable sgemm / SYRK figures.
  *
@@ -124,7 +124,7 @@ typedef struct bench_config {
     long long rows, cols, samples, seed; /* samples 0: 2·I of each shape */
     const char *format;
     const model_preset *model;           /* NULL: single shape */
-    int method, beam, epochs, threads, json, update, cg_iters, seeding;
+    int method, beam, epochs, threads, json, log, update, cg_iters, seeding;
     double tol;
 } bench_config;
 
@@ -362,6 +362,13 @@ static void legend_text(int stage, const shape_result *r, char *buf, size_t size
 /* ------------------------------------------------------------------------------------------ */
 /* One layer: set-up, stages, tear-down */
 
+/* --log: the library's messages on stderr. */
+static void log_to_stderr(int32_t level, const char *message, void *userdata)
+{
+    (void)userdata;
+    fprintf(stderr, "[libaqinit %d] %s\n", (int)level, message);
+}
+
 static void layer_open(layer_run *lr, const bench_config *cfg, int64_t rows, int64_t cols)
 {
     memset(lr, 0, sizeof *lr);
@@ -374,6 +381,8 @@ static void layer_open(layer_run *lr, const bench_config *cfg, int64_t rows, int
     check(aq_context_set_threads(ctx, cfg->threads), ctx, "threads");
     check(aq_context_set_seed(ctx, (uint64_t)cfg->seed), ctx, "seed");
     check(aq_context_set_progress_callback(ctx, on_progress, &lr->counts), ctx, "progress");
+    if (cfg->log)
+        check(aq_context_set_log_callback(ctx, log_to_stderr, AQ_LOG_DEBUG, NULL), ctx, "log");
     aq_format_init(&lr->fmt);
     check(aq_format_parse(&lr->fmt, cfg->format), ctx, "format");
     check(aq_format_check(ctx, &lr->fmt, rows, cols), ctx, "format");
@@ -900,7 +909,7 @@ static void usage(void)
     fprintf(stderr, "usage: bench-layer [--shape OxI | --model-shape NAME] [--format F] [--method oaem|greedy]\n"
                     "                   [--beam W] [--epochs E] [--tol T] [--update auto|exact|cg|adam|none]\n"
                     "                   [--cg-iters N] [--seeding kmeans|product] [--samples N] [--threads T]\n"
-                    "                   [--seed S] [--json]\n"
+                    "                   [--seed S] [--json] [--log]\n"
                     "  NAME: ");
     for (int i = 0; i < N_PRESETS; i++)
         fprintf(stderr, "%s%s", i ? ", " : "", presets[i].name);
@@ -936,6 +945,10 @@ static void parse_args(bench_config *cfg, int argc, char **argv)
         char *end = NULL;
         if (!strcmp(arg, "--json")) {
             cfg->json = 1;
+            continue;
+        }
+        if (!strcmp(arg, "--log")) {
+            cfg->log = 1;
             continue;
         }
         if (!val)

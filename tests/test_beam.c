@@ -320,7 +320,7 @@ static pass_result pass_at_level(int level, const char *fmt, int width, int trac
     aq_quant *shadow = NULL;
     ck_assert_int_eq(aq_quant_clone(&shadow, pb.q), AQ_OK);
     tc.q = shadow;
-    aqi_beam_config cfg = {width, 1, 4, 0, 0, trace ? check_trace : NULL, &tc, 0};
+    aqi_beam_config cfg = {width, 1, 4, 0, 0, trace ? check_trace : NULL, &tc, 0, AQI_BEAM_NN_AUTO, NULL};
     pass_result res;
     double before;
     aqi_kernel_level(level);
@@ -455,7 +455,7 @@ START_TEST(incremental_scores_match_recomputation)
             aq_quant *shadow = NULL;
             ck_assert_int_eq(aq_quant_clone(&shadow, pb.q), AQ_OK);
             tc.q = shadow; /* codebooks and scales as in pb.q; codes rebuilt from the trace */
-            aqi_beam_config cfg = {1, pass % 2, 7, 0, pass, check_trace, &tc, 0};
+            aqi_beam_config cfg = {1, pass % 2, 7, 0, pass, check_trace, &tc, 0, AQI_BEAM_NN_AUTO, NULL};
             double before, after;
             ck_assert_int_eq(aqi_opt_beam_pass(&L, pb.q, &cfg, &before, &after), AQ_OK);
             ck_assert_int_eq(tc.n_calls, pb.q->n_out_groups * pb.q->n_in_groups * pb.q->M);
@@ -481,7 +481,7 @@ START_TEST(tracked_loss_of_beam_states_is_exact)
             for (int window = 0; window < 3; window++) {
                 problem pb = make_problem(fmts[f], 6, 24, 150 + f, 2);
                 aqi_layer L = layer_of(&pb);
-                aqi_beam_config cfg = {widths[w], 1, 3, 0, window, NULL, NULL, 0};
+                aqi_beam_config cfg = {widths[w], 1, 3, 0, window, NULL, NULL, 0, AQI_BEAM_NN_AUTO, NULL};
                 double before, after;
                 long double truth_before = naive_loss(&pb, pb.q);
                 ck_assert_int_eq(aqi_opt_beam_pass(&L, pb.q, &cfg, &before, &after), AQ_OK);
@@ -588,6 +588,139 @@ START_TEST(beam_never_increases_loss)
                 aq_options_free(o);
                 free_problem(&pb);
             }
+}
+END_TEST
+
+/* ------------------------------------------------------------------------------------------ */
+/* Exact nearest-neighbour queries (beam_nn.c) against the scan of all K */
+
+/* LLM-like statistics on a problem: heavy-tailed W (Student t, 3 degrees of freedom), a Hessian
+ * with every 8th input channel an outlier (×6) and, if asked, a dead channel (row and column 0)
+ * and a nearly dependent one; codebooks drawn from tiles of W (so the queries land inside the
+ * codeword cloud, as with fitted codebooks) and codes drawn at random. */
+static void make_llm_like(problem *pb, uint64_t seed, int degenerate)
+{
+    aq_quant *q = pb->q;
+    const int64_t n = pb->cols;
+    for (int64_t i = 0; i < pb->rows * n; i++) {
+        double z = tu_normal(&seed), c = 0.0;
+        for (int v = 0; v < 3; v++) {
+            double x = tu_normal(&seed);
+            c += x * x;
+        }
+        pb->W[i] = (float)(z / sqrt(c / 3.0));
+    }
+    for (int64_t a = 0; a < n; a++)
+        for (int64_t b = 0; b < n; b++)
+            pb->Hd[a * n + b] *= (a % 8 == 3 ? 6.0 : 1.0) * (b % 8 == 3 ? 6.0 : 1.0);
+    if (degenerate) {
+        for (int64_t a = 0; a < n; a++)
+            pb->Hd[a * n + 1] = pb->Hd[1 * n + a] = 0.0; /* input 1 never active */
+        for (int64_t a = 0; a < n; a++) /* input 9 almost equal to input 8: cond(H_jj) ~ 1e12 */
+            pb->Hd[a * n + 9] = pb->Hd[9 * n + a] = pb->Hd[a * n + 8];
+        pb->Hd[9 * n + 9] = pb->Hd[8 * n + 8] * (1 + 1e-12);
+    }
+    for (int64_t i = 0; i < n * n; i++)
+        pb->Hf[i] = (float)pb->Hd[i];
+    aq_hessian_free(pb->H);
+    ck_assert_int_eq(aq_hessian_create_from_matrix(&pb->H, pb->ctx, pb->Hd, n, n, 100), AQ_OK);
+    for (int32_t m = 0; m < q->M; m++)
+        for (int64_t k = 0; k < q->K; k++) {
+            int64_t p = (int64_t)(tu_uniform(&seed) * (double)q->n_out_groups) % q->n_out_groups;
+            int64_t j = (int64_t)(tu_uniform(&seed) * (double)q->n_in_groups) % q->n_in_groups;
+            float *c = q->codebooks + ((size_t)m * (size_t)q->K + (size_t)k) * (size_t)(q->go * q->g);
+            for (int32_t r = 0; r < q->go; r++)
+                for (int32_t d = 0; d < q->g; d++)
+                    c[r * q->g + d] = (float)((pb->W[(p * q->go + r) * n + j * q->g + d] / q->scales[p]) / q->M
+                                              + 0.05 * tu_normal(&seed));
+        }
+}
+
+/* Three passes with the trees and three with the scan, from the same codes: the same codes and
+ * the same tracked loss, bit for bit, after each; returns the trees' counts. */
+static void nn_equals_scan(problem *pb, int width, int64_t block_groups, int threads, int64_t *counts,
+                           const char *what)
+{
+    aq_quant *scan = NULL, *tree = NULL;
+    aqi_layer L = layer_of(pb);
+    ck_assert_int_eq(aq_quant_clone(&scan, pb->q), AQ_OK);
+    ck_assert_int_eq(aq_quant_clone(&tree, pb->q), AQ_OK);
+    for (int pass = 0; pass < 3; pass++) {
+        aqi_beam_config off = {width, 1, 11 + (uint64_t)pass, 0, 0, NULL, NULL, block_groups, AQI_BEAM_NN_OFF, NULL};
+        aqi_beam_config on = off;
+        double after_scan, after_tree;
+        on.nn = AQI_BEAM_NN_ON;
+        on.nn_counts = counts;
+        ck_assert_int_eq(aq_context_set_threads(pb->ctx, 2), AQ_OK);
+        ck_assert_int_eq(aqi_opt_beam_pass(&L, scan, &off, NULL, &after_scan), AQ_OK);
+        ck_assert_int_eq(aq_context_set_threads(pb->ctx, threads), AQ_OK);
+        ck_assert_int_eq(aqi_opt_beam_pass(&L, tree, &on, NULL, &after_tree), AQ_OK);
+        ck_assert_msg(!memcmp(scan->codes, tree->codes, scan->codes_bytes), "%s width %d pass %d: codes differ",
+                      what, width, pass);
+        ck_assert_msg(after_scan == after_tree, "%s width %d pass %d: loss %.17g (scan) vs %.17g (trees)", what,
+                      width, pass, after_scan, after_tree);
+    }
+    aq_quant_free(scan);
+    aq_quant_free(tree);
+}
+
+START_TEST(nn_queries_give_the_scans_codes)
+{
+    const char *fmts[] = {"1x12g8", "1x10g4o2", "2x9g8", "1x8g16", "1x11g2", "1x16g8"};
+    const int64_t rows[] = {48, 32, 32, 16, 32, 16}, cols[] = {64, 32, 64, 64, 16, 32};
+    const int widths[] = {1, 4, 8};
+    for (int f = 0; f < 6; f++)
+        for (int data = 0; data < 2; data++)
+            for (int w = 0; w < 3; w++) {
+                char what[64];
+                int64_t counts[2] = {0, 0};
+                problem pb = make_problem(fmts[f], rows[f], cols[f], 1900 + 10 * f + w, 2);
+                if (data)
+                    make_llm_like(&pb, 1950 + f, 0);
+                snprintf(what, sizeof what, "%s %s", fmts[f], data ? "LLM-like" : "random");
+                nn_equals_scan(&pb, widths[w], w == 2 ? 2 : 0, w == 1 ? 1 : 3, counts, what);
+                ck_assert_msg(counts[0] > 0, "%s: the trees were not used", what);
+                free_problem(&pb);
+            }
+}
+END_TEST
+
+/* A dead input channel (H_jj singular) and a nearly dependent pair (cond ~ 1e12) make those
+ * steps scan; zero and tiny scales (1/s overflows in ũ) make their states unprunable. The codes
+ * stay the scan's. */
+START_TEST(nn_degenerate_blocks_and_scales)
+{
+    for (int w = 0; w < 2; w++) {
+        int64_t counts[2] = {0, 0};
+        problem pb = make_problem("1x12g8", 16, 32, 2000 + w, 2);
+        make_llm_like(&pb, 2010, 1);
+        pb.q->scales[1] = 0.0f;
+        pb.q->scales[2] = 1e-38f;
+        nn_equals_scan(&pb, w ? 8 : 1, 0, 2, counts, "degenerate");
+        ck_assert_int_gt(counts[0], 0);
+        free_problem(&pb);
+    }
+}
+END_TEST
+
+/* Width 1 by the trees is coordinate descent: the same codes as the naive search over all K. */
+START_TEST(nn_width1_equals_naive_coordinate_descent)
+{
+    problem pb = make_problem("1x11g4", 4, 8, 2100, 2);
+    aq_quant *ref = NULL;
+    aqi_layer L = layer_of(&pb);
+    int64_t counts[2] = {0, 0};
+    aqi_beam_config cfg = {1, 0, 0, 0, 0, NULL, NULL, 0, AQI_BEAM_NN_ON, counts};
+    make_llm_like(&pb, 2101, 0);
+    ck_assert_int_eq(aq_quant_clone(&ref, pb.q), AQ_OK);
+    for (int pass = 0; pass < 2; pass++) {
+        ck_assert_int_eq(aqi_opt_beam_pass(&L, pb.q, &cfg, NULL, NULL), AQ_OK);
+        naive_coordinate_descent(&pb, ref);
+        ck_assert_msg(!memcmp(pb.q->codes, ref->codes, pb.q->codes_bytes), "pass %d: codes differ from naive", pass);
+    }
+    ck_assert_int_gt(counts[0], 0);
+    aq_quant_free(ref);
+    free_problem(&pb);
 }
 END_TEST
 
@@ -1068,7 +1201,7 @@ START_TEST(pass_independent_of_threads_and_blocks)
                 const int64_t blocks[] = {0, 0, 0, 1, 3};
                 problem pb = make_problem(fmts[f], 12, 24, 1500 + f, threads[variant]);
                 aqi_layer L = layer_of(&pb);
-                aqi_beam_config cfg = {widths[w], 1, 5, 0, 0, NULL, NULL, blocks[variant]};
+                aqi_beam_config cfg = {widths[w], 1, 5, 0, 0, NULL, NULL, blocks[variant], AQI_BEAM_NN_AUTO, NULL};
                 double before, after;
                 ck_assert_int_eq(aqi_opt_beam_pass(&L, pb.q, &cfg, &before, &after), AQ_OK);
                 if (variant == 0) {
@@ -1099,7 +1232,7 @@ START_TEST(large_K_and_wide_groups)
         for (int blocks = 0; blocks < 2; blocks++) {
             problem pb = make_problem(fmts[f], rows[f], cols[f], 1600 + f, 2);
             aqi_layer L = layer_of(&pb);
-            aqi_beam_config cfg = {widths[f], 1, 9, 0, 0, NULL, NULL, blocks};
+            aqi_beam_config cfg = {widths[f], 1, 9, 0, 0, NULL, NULL, blocks, AQI_BEAM_NN_AUTO, NULL};
             double before, after;
             long double truth_before = naive_loss(&pb, pb.q);
             ck_assert_int_eq(aqi_opt_beam_pass(&L, pb.q, &cfg, &before, &after), AQ_OK);
@@ -1266,6 +1399,7 @@ START_TEST(allocation_failures)
 {
     allocation_failure_loop(aq_beam_search, "2x3g4", 1, AQ_CODEBOOK_UPDATE_EXACT);
     allocation_failure_loop(aq_beam_search, "1x3g4o2", 4, AQ_CODEBOOK_UPDATE_EXACT);
+    allocation_failure_loop(aq_beam_search, "1x12g2", 3, AQ_CODEBOOK_UPDATE_EXACT); /* K = 4096: trees */
     allocation_failure_loop(aq_update_codebooks, "2x3g4", 1, AQ_CODEBOOK_UPDATE_EXACT);
     allocation_failure_loop(aq_update_codebooks, "2x3g4o2", 1, AQ_CODEBOOK_UPDATE_ADAM);
     allocation_failure_loop(aq_update_codebooks, "2x3g4o2", 1, AQ_CODEBOOK_UPDATE_CG);
@@ -1311,6 +1445,13 @@ static Suite *beam_suite(void)
     tcase_add_test(tb, large_K_and_wide_groups);
     tcase_add_test(tb, zero_and_tiny_scales);
     suite_add_tcase(s, tb);
+
+    TCase *tn = tcase_create("nn");
+    tcase_set_timeout(tn, 240);
+    tcase_add_test(tn, nn_queries_give_the_scans_codes);
+    tcase_add_test(tn, nn_degenerate_blocks_and_scales);
+    tcase_add_test(tn, nn_width1_equals_naive_coordinate_descent);
+    suite_add_tcase(s, tn);
 
     TCase *tc = tcase_create("codebooks");
     tcase_set_timeout(tc, 120);

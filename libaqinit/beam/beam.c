@@ -52,6 +52,7 @@
 #define BATCH_COLS 128   /* input columns per batch: batch groups = BATCH_COLS / g */
 #define STATE_BUDGET ((size_t)32 << 20) /* bytes of beam states (and ΔW) held at once */
 #define TABLE_BUDGET ((size_t)16 << 20) /* bytes of per-step tables t_k held at once */
+#define NN_BUDGET ((size_t)64 << 20)    /* bytes of per-step trees held at once (else scan) */
 
 /* ------------------------------------------------------------------------------------------ */
 /* Per batch: H[:, J_batch] and the tables t_k */
@@ -89,6 +90,21 @@ static int table_range(void *arg, int64_t begin, int64_t end, int worker)
                        ps->ldb, kt, t + k0);
         for (int64_t k = ps->K > k0 ? ps->K : k0; k < k0 + kt; k++)
             t[k] = INFINITY;
+    }
+    return 0;
+}
+
+/* The tree of each step of the batch (beam_nn.c), from its H_jj and tables. */
+static int nn_range(void *arg, int64_t begin, int64_t end, int worker)
+{
+    aqi_beam_pass *ps = arg;
+    if (worker >= ps->n_workers)
+        return AQ_ERR_INTERNAL;
+    for (int64_t w = begin; w < end; w++) {
+        const aqi_beam_step *st = &ps->steps[ps->s0 + w];
+        const float *Hjj = ps->HT + (size_t)st->j * (size_t)ps->g * (size_t)ps->ldb + (size_t)(w / ps->M) * (size_t)ps->g;
+        aqi_beam_nn_build(&ps->nn[w], ps->CT + (size_t)st->m * (size_t)ps->D * (size_t)ps->Kpad, ps->Kpad, ps->K, Hjj,
+                          ps->ldb, ps->tables + w * ps->Kpad, ps->ws[worker].nn_y);
     }
     return 0;
 }
@@ -273,7 +289,13 @@ static void free_pass(aqi_beam_pass *ps, int32_t *scratch)
             aqi_free(ctx, ws->dbuf);
             aqi_free(ctx, ws->trace);
             aqi_free(ctx, ws->trace_dl);
+            aqi_free(ctx, ws->nn_y);
+            aqi_free(ctx, ws->nn_tile);
         }
+    if (ps->nn)
+        for (int64_t i = 0; i < ps->batch_max * ps->M; i++)
+            aqi_beam_nn_free(ctx, &ps->nn[i]);
+    aqi_free(ctx, ps->nn);
     aqi_free(ctx, ps->ws);
     aqi_free(ctx, ps->CT);
     aqi_free(ctx, ps->steps);
@@ -332,6 +354,10 @@ static int alloc_workers(aqi_beam_pass *ps)
         ws->list = alloc_array(ctx, W, sizeof(aqi_beam_cand), &st);
         ws->ibuf = alloc_array(ctx, 3 * W + W * W, sizeof(int32_t), &st);
         ws->dbuf = alloc_array(ctx, W, sizeof(double), &st);
+        if (ps->nn) {
+            ws->nn_y = alloc_array(ctx, (size_t)ps->K * (D + 2), sizeof(float), &st);
+            ws->nn_tile = alloc_array(ctx, (D + 1) * AQI_NN_LEAF, sizeof(float), &st);
+        }
         if (ps->cfg->trace) {
             ws->trace = alloc_array(ctx, rows * (size_t)ps->Kpad, sizeof(float), &st);
             ws->trace_dl = alloc_array(ctx, (size_t)ps->K, sizeof(double), &st);
@@ -349,6 +375,20 @@ static void transpose_codebooks(aqi_beam_pass *ps)
             for (int32_t d = 0; d < ps->D; d++)
                 ps->CT[((size_t)m * (size_t)ps->D + (size_t)d) * (size_t)ps->Kpad + (size_t)k] = c[d];
         }
+}
+
+/* Whether the steps use the trees of beam_nn.c: asked or automatic at large K, never with a
+ * trace (tests that need every score), only for tiles of at most 16 values and within NN_BUDGET
+ * (the batch size is the scan's either way, so that both give the same bits). */
+static int use_nn(const aqi_beam_pass *ps)
+{
+    const aqi_beam_config *cfg = ps->cfg;
+    if (cfg->nn == AQI_BEAM_NN_OFF || cfg->trace || ps->D > AQI_NN_MAX_D || ps->g > AQI_NN_MAX_G)
+        return 0;
+    if (cfg->nn == AQI_BEAM_NN_ON)
+        return 1;
+    return ps->K >= AQI_NN_MIN_K
+           && aqi_beam_nn_bytes(ps->K, ps->D) * (size_t)(ps->batch_max * ps->M) <= NN_BUDGET;
 }
 
 /* Sizes: batch and block; then every array. */
@@ -403,6 +443,13 @@ static int setup_pass(aqi_beam_pass *ps, int64_t n_j, int32_t **scratch)
         ps->dist = alloc_array(ctx, R * W * W, sizeof(int32_t), &st);
         ps->dW = alloc_array(ctx, dw_floats, sizeof(float), &st);
         ps->dW_codes = alloc_array(ctx, R * (size_t)ps->JM, sizeof(uint16_t), &st);
+        if (use_nn(ps)) {
+            const int64_t n_nn = ps->batch_max * ps->M;
+            ps->nn = alloc_array(ctx, (size_t)n_nn, sizeof(aqi_beam_nn), &st);
+            for (int64_t i = 0; i < n_nn && !st; i++)
+                if (aqi_beam_nn_alloc(ctx, &ps->nn[i], ps->K, ps->go, ps->g))
+                    st = AQ_ERR_NOMEM;
+        }
         if (!st)
             st = alloc_workers(ps);
     }
@@ -442,6 +489,8 @@ static int run_block(aqi_beam_pass *ps)
         if (!st)
             st = aqi_parallel_for(ctx, (ps->s1 - ps->s0) * ((ps->Kpad + TABLE_CHUNK - 1) / TABLE_CHUNK),
                                   table_range, ps);
+        if (!st && ps->nn)
+            st = aqi_parallel_for(ctx, ps->s1 - ps->s0, nn_range, ps);
         if (!st)
             st = aqi_parallel_for(ctx, ps->R, batch_range, ps);
     }
@@ -513,6 +562,20 @@ int aqi_opt_beam_pass(const aqi_layer *layer, aq_quant *q, const aqi_beam_config
             group_delta[ps.p0 + p] = ps.loss[p * ps.width];
         }
     }
+    if (ps.nn && ps.ws) {
+        int64_t n_rows = 0, n_scored = 0;
+        for (int w = 0; w < ps.n_workers; w++) {
+            n_rows += ps.ws[w].nn_rows;
+            n_scored += ps.ws[w].nn_scored;
+        }
+        aqi_log(ctx, AQ_LOG_DEBUG, "beam search: trees answered %lld state queries, %.1f of %lld codewords scored per query",
+                (long long)n_rows, n_rows ? (double)n_scored / (double)n_rows : 0.0, (long long)ps.K);
+    }
+    if (cfg->nn_counts && ps.ws)
+        for (int w = 0; w < ps.n_workers; w++) {
+            cfg->nn_counts[0] += ps.ws[w].nn_rows;
+            cfg->nn_counts[1] += ps.ws[w].nn_scored;
+        }
     free_pass(&ps, scratch);
     st = aqi_comm_allgather(ctx, "beam search", st, q->codes, ps.P,
                             (size_t)ps.JM * (aqi_code_is_wide(q) ? sizeof(uint16_t) : sizeof(uint8_t)));

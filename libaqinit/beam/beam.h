@@ -14,6 +14,10 @@
 typedef void (*aqi_beam_trace_fn)(void *userdata, int64_t group, int32_t j, int32_t m,
                                   const uint16_t *codes, const double *delta_loss);
 
+/* Candidates by exact nearest-neighbour queries (beam_nn.c) or by a scan of all K: the same
+ * codes either way; AUTO uses the queries from AQI_NN_MIN_K codewords on. */
+enum { AQI_BEAM_NN_AUTO = 0, AQI_BEAM_NN_OFF = 1, AQI_BEAM_NN_ON = 2 };
+
 typedef struct aqi_beam_config {
     int32_t width;         /* states kept per output group, 1..64 */
     int32_t random_order;  /* shuffle input groups and codebooks with (ctx seed, stream) */
@@ -23,6 +27,8 @@ typedef struct aqi_beam_config {
     aqi_beam_trace_fn trace;
     void *trace_userdata;
     int64_t block_groups;  /* 0: automatic; > 0: at most this many output groups per block (tests) */
+    int32_t nn;            /* AQI_BEAM_NN_AUTO, _OFF (scan all K) or _ON (trees whenever D <= 16) */
+    int64_t *nn_counts;    /* NULL, or [2] += states queried by trees, codewords they scored */
 } aqi_beam_config;
 
 /* One beam-search pass over the codes of @p q (codebooks and scales fixed). @p loss_before and

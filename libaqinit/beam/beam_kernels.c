@@ -136,3 +136,8 @@ void aqi_product_rows(const float *A, int64_t lda, int64_t n, int64_t kdim, cons
 {
     DISPATCH(product_rows, (A, lda, n, kdim, B, ldb, nc, C, ldc));
 }
+
+void aqi_box_bounds8(const float *box, int32_t D, const double *qT, const double *sub, double *lb)
+{
+    DISPATCH(box_bounds8, (box, D, qT, sub, lb));
+}

@@ -52,4 +52,9 @@ void aqi_rank_g_update(float *const *G, const float *const *coef, int64_t n, int
 void aqi_product_rows(const float *A, int64_t lda, int64_t n, int64_t kdim, const float *B, int64_t ldb,
                       int64_t nc, float *C, int64_t ldc);
 
+/* lb[i] = Σ_d max(box[d] − qT[d][i], qT[d][i] − box[D + d], 0)² − sub[i] for i < 8 (qT is
+ * [D][8]; box holds the D lower then the D upper corners): the squared distances of 8 query
+ * points to a box, less sub, in double — the tree bounds (N2) of beam_nn.c. */
+void aqi_box_bounds8(const float *box, int32_t D, const double *qT, const double *sub, double *lb);
+
 #endif

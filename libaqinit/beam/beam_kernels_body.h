@@ -454,6 +454,48 @@ static void KN(product_rows)(const float *A, int64_t lda, int64_t n, int64_t kdi
     }
 }
 
+/* lb[i] = Σ_d max(box[d] − qT[d][i], qT[d][i] − box[D + d], 0)² − sub[i] for the 8 rows i (the
+ * box bounds (N2) of beam_nn.c), in double; a NaN coordinate contributes 0. */
+static void KN(box_bounds8)(const float *box, int32_t D, const double *qT, const double *sub, double *lb)
+{
+#if VW
+    typedef double vd __attribute__((vector_size(VW * 4)));
+    typedef int64_t vl __attribute__((vector_size(VW * 4)));
+    enum { NL = VW / 2, NB = 8 / (VW / 2) }; /* doubles per vector, vectors per 8 rows */
+    vd acc[NB], q, x, y, zero = (vd){0};
+    for (int b = 0; b < NB; b++)
+        acc[b] = zero;
+    for (int32_t d = 0; d < D; d++) {
+        const double lo = (double)box[d], hi = (double)box[D + d];
+        for (int b = 0; b < NB; b++) {
+            memcpy(&q, qT + d * 8 + b * NL, sizeof q);
+            x = lo - q;
+            y = q - hi;
+            vl m = x > y;
+            x = (vd)(((vl)x & m) | ((vl)y & ~m));
+            x = (vd)((vl)x & (x > zero));
+            acc[b] += x * x;
+        }
+    }
+    for (int b = 0; b < NB; b++) {
+        memcpy(&q, sub + b * NL, sizeof q);
+        acc[b] -= q;
+        memcpy(lb + b * NL, &acc[b], sizeof acc[b]);
+    }
+#else
+    for (int i = 0; i < 8; i++) {
+        double acc = 0.0;
+        for (int32_t d = 0; d < D; d++) {
+            double x = (double)box[d] - qT[d * 8 + i], y = qT[d * 8 + i] - (double)box[D + d];
+            x = x > y ? x : y;
+            x = x > 0.0 ? x : 0.0;
+            acc += x * x;
+        }
+        lb[i] = acc - sub[i];
+    }
+#endif
+}
+
 #if VW
 #  undef NV
 #  undef VF

@@ -9,6 +9,7 @@
 
 #include "beam/beam.h"
 #include "beam/beam_kernels.h"
+#include "beam/beam_nn.h"
 
 #define AQI_BEAM_MAX_ROWS 64  /* states scored together by one worker (a multiple of AQI_SCORE_ROWS) */
 #define AQI_BEAM_K_TILE 512   /* codewords per score tile (its codebook slice stays in L1) */
@@ -40,6 +41,9 @@ typedef struct aqi_beam_ws {
     aqi_beam_cand *list;   /* [width] children of one group */
     int32_t *ibuf;         /* [3·width + width²] owners, new slots, used slots, new distances */
     double *dbuf;          /* [width] new losses */
+    float *nn_y;           /* [K][D + 2] transformed codewords and split keys while a tree is built */
+    float *nn_tile;        /* [D + 1][AQI_NN_LEAF] a leaf's codewords and tables (NN steps) */
+    int64_t nn_rows, nn_scored; /* states queried by trees, codewords they scored */
     float *trace;          /* [rows][Kpad] scores (tests) */
     double *trace_dl;      /* [K] ΔL (tests) */
 } aqi_beam_ws;
@@ -60,6 +64,7 @@ typedef struct aqi_beam_pass {
     int64_t batch_max;        /* input groups per batch */
     float *HT;                /* [ncols][ldb] H[:, J_batch]: column i·g + e is input j_i·g + e */
     float *tables;            /* [batch_max·M][Kpad] t_k of each step of the batch, +inf on the padding */
+    aqi_beam_nn *nn;          /* [batch_max·M] trees of the steps of the batch, or NULL: scan (beam_nn.c) */
     /* the current block of output groups [p0, p0 + R) */
     int64_t p0, R, R_max;
     uint16_t *codes;          /* [R][width] slots of J·M codes */
@@ -84,6 +89,41 @@ static inline float *aqi_beam_S(const aqi_beam_pass *ps, int64_t p, int32_t slot
 {
     return ps->S + ((size_t)p * (size_t)ps->width + (size_t)slot) * (size_t)ps->go * (size_t)ps->ldb;
 }
+
+/* Keep the best `width` (score, k) of one state; key (score, changed, k) as cand_less. */
+static inline void aqi_beam_top_offer(aqi_beam_top *top, int32_t *n, int32_t width, float score, int32_t k, int32_t a)
+{
+    int32_t pos;
+    if (score != score)
+        return; /* NaN never competes */
+    if (*n == width) {
+        const aqi_beam_top *w = &top[width - 1];
+        if (score > w->score)
+            return;
+        if (score == w->score && ((k != a) > (w->k != a) || ((k != a) == (w->k != a) && k > w->k)))
+            return;
+        pos = width - 1;
+    } else {
+        pos = (*n)++;
+    }
+    while (pos > 0) {
+        const aqi_beam_top *y = &top[pos - 1];
+        int less = score < y->score
+                   || (score == y->score && ((k != a) < (y->k != a) || ((k != a) == (y->k != a) && k < y->k)));
+        if (!less)
+            break;
+        top[pos] = top[pos - 1];
+        pos--;
+    }
+    top[pos].score = score;
+    top[pos].k = k;
+}
+
+/* The best `width` candidates of the first `rows` states of ws (ws->U filled, rows padded to
+ * AQI_SCORE_ROWS with zeros) at step position pos, from the tree of the step instead of a scan
+ * of all K: the same ws->tops, ws->n_top and ws->score_a as the scan (beam_nn.c). */
+void aqi_beam_nn_scan(aqi_beam_pass *ps, aqi_beam_ws *ws, int32_t rows, const float *CTm, const float *t,
+                      int64_t pos, const aqi_beam_nn *nn);
 
 /* The step s (s0 <= s < s1) for the block groups [sb, se): scores of every state, the best
  * `width` distinct children of each group, and their updates (beam_step.c). */

@@ -70,35 +70,6 @@ static int list_offer(aqi_beam_cand *list, int32_t *n, int32_t cap, const aqi_be
     return 1;
 }
 
-/* Keep the best `width` (score, k) of one state; key (score, changed, k) as cand_less. */
-static void top_offer(aqi_beam_top *top, int32_t *n, int32_t width, float score, int32_t k, int32_t a)
-{
-    int32_t pos;
-    if (score != score)
-        return; /* NaN never competes */
-    if (*n == width) {
-        const aqi_beam_top *w = &top[width - 1];
-        if (score > w->score)
-            return;
-        if (score == w->score && ((k != a) > (w->k != a) || ((k != a) == (w->k != a) && k > w->k)))
-            return;
-        pos = width - 1;
-    } else {
-        pos = (*n)++;
-    }
-    while (pos > 0) {
-        const aqi_beam_top *y = &top[pos - 1];
-        int less = score < y->score
-                   || (score == y->score && ((k != a) < (y->k != a) || ((k != a) == (y->k != a) && k < y->k)));
-        if (!less)
-            break;
-        top[pos] = top[pos - 1];
-        pos--;
-    }
-    top[pos].score = score;
-    top[pos].k = k;
-}
-
 /* Create the children in ws->list for block group p: slots, codes, losses, distances, and
  * (B3) on the columns of S from the current input group to the end of the batch. */
 static void commit_children(aqi_beam_pass *ps, aqi_beam_ws *ws, int64_t p, int32_t n_new, float s,
@@ -288,7 +259,7 @@ static void scan_tiles(aqi_beam_pass *ps, aqi_beam_ws *ws, int32_t rows, int32_t
                 int32_t n_pass = aqi_filter_tile(sc, kt, bound, ws->pass_idx);
                 for (int32_t c = 0; c < n_pass && ws->pass_idx[c] < kend; c++) {
                     int32_t kk = ws->pass_idx[c];
-                    top_offer(top, &ws->n_top[row], W, sc[kk], (int32_t)k0 + kk, a);
+                    aqi_beam_top_offer(top, &ws->n_top[row], W, sc[kk], (int32_t)k0 + kk, a);
                 }
             }
         }
@@ -308,7 +279,10 @@ void aqi_beam_run_step(aqi_beam_pass *ps, aqi_beam_ws *ws, int64_t sb, int64_t s
         return;
     int32_t rows_pad = (rows + AQI_SCORE_ROWS - 1) / AQI_SCORE_ROWS * AQI_SCORE_ROWS;
     memset(ws->U + rows * D, 0, sizeof(float) * (size_t)(rows_pad - rows) * (size_t)D);
-    if (W == 1 && !ps->cfg->trace)
+    const aqi_beam_nn *nn = ps->nn ? &ps->nn[step_index - ps->s0] : NULL;
+    if (nn && nn->ok)
+        aqi_beam_nn_scan(ps, ws, rows, CTm, t, pos, nn);
+    else if (W == 1 && !ps->cfg->trace)
         scan_width1(ps, ws, rows, rows_pad, CTm, t, pos);
     else
         scan_tiles(ps, ws, rows, rows_pad, CTm, t, pos);
