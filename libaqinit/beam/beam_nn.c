@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Exact best-`width` replacements of a code by a nearest-neighbour query instead of a scan of
  * all K codewords (used at large K, e.g. 1x16: K = 65,536).
  *

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The libaqinit developers */
 /* Exact nearest-codeword queries for the beam search at large K (beam_nn.c has the derivation):
  * per step (j, m) a k-d tree over the codewords of codebook m transformed by the Cholesky factor
  * of H_jj, so that a state's best `width` replacements are found without scoring all K. */
