@@ -17,11 +17,12 @@ enum { ROWS = 48, COLS = 64, CALIB = 160, MAX_RANKS = 3 };
 
 typedef enum scenario {
     SC_INIT_GREEDY, SC_INIT_OAEM, SC_INIT_OAEM_PRODUCT, SC_BEAM, SC_UPDATE, SC_OPTIMIZE, SC_QUANTIZE_LAYER,
-    SC_PIPELINE, SC_COUNT
+    SC_PIPELINE, SC_BEAM_TREES, SC_COUNT
 } scenario;
 
 static const char *scenario_name[SC_COUNT] = {"init greedy", "init oaem", "init oaem product", "beam 4",
-                                              "update codebooks", "optimize", "quantize_layer", "pipeline"};
+                                              "update codebooks", "optimize", "quantize_layer", "pipeline",
+                                              "beam 4 at K = 4096 (nearest-neighbour trees)"};
 
 /* The bytes a scenario produces: codes, codebooks and scales of the quant (of the last layer
  * for the pipeline, plus every layer's errors). */
@@ -141,7 +142,7 @@ static aq_options *scenario_options(aq_context *ctx, scenario sc)
     aq_options_set_int(o, AQ_OPT_EM_MAX_ROUNDS, 5);
     if (sc == SC_INIT_OAEM_PRODUCT)
         aq_options_set_int(o, AQ_OPT_EM_SEEDING, AQ_EM_SEED_PRODUCT);
-    aq_options_set_int(o, AQ_OPT_BEAM_WIDTH, sc == SC_BEAM ? 4 : 2);
+    aq_options_set_int(o, AQ_OPT_BEAM_WIDTH, sc == SC_BEAM || sc == SC_BEAM_TREES ? 4 : 2);
     aq_options_set_int(o, AQ_OPT_MAX_EPOCHS, 2);
     aq_options_set_double(o, AQ_OPT_REL_TOL, 0.0);
     return o;
@@ -156,7 +157,7 @@ static void run_scenario(aq_context *ctx, scenario sc, const inputs *in, result 
     aq_options *o = scenario_options(ctx, sc);
     int st = o ? AQ_OK : AQ_ERR_NOMEM;
     aq_format_init(&f);
-    aq_format_parse(&f, sc == SC_INIT_OAEM_PRODUCT ? "1x8g4" : "2x6g8");
+    aq_format_parse(&f, sc == SC_INIT_OAEM_PRODUCT ? "1x8g4" : sc == SC_BEAM_TREES ? "1x12g4" : "2x6g8");
     memset(r, 0, sizeof *r);
     if (sc == SC_PIPELINE) {
         host h = {{in->W, in->W2}, in->X, -1, r, CALIB_ALL_ROWS, 0, 1, 2};
@@ -180,7 +181,7 @@ static void run_scenario(aq_context *ctx, scenario sc, const inputs *in, result 
         st = aq_quant_create(&q, ctx, &f, ROWS, COLS);
     if (st == AQ_OK)
         st = aq_init(ctx, q, in->W, COLS, H, o);
-    if (st == AQ_OK && sc == SC_BEAM)
+    if (st == AQ_OK && (sc == SC_BEAM || sc == SC_BEAM_TREES))
         st = aq_beam_search(ctx, q, in->W, COLS, H, o);
     if (st == AQ_OK && sc == SC_UPDATE)
         st = aq_update_codebooks(ctx, q, in->W, COLS, H, o);
