@@ -35,7 +35,9 @@ typedef struct config {
 typedef struct shared_input {
     const config *cfg;
     const float *W;
-    const aq_hessian *H;
+    aq_context *main_ctx;      /* where the stages' starting quants and results live */
+    const double *H_matrix;    /* cols × cols: each rank makes its own aq_hessian of it */
+    int64_t H_samples;
     aq_quant *start[N_STAGES]; /* the quant each stage starts from (from the 1-rank run) */
 } shared_input;
 
@@ -61,12 +63,32 @@ static double now(void)
     return clock_seconds(CLOCK_MONOTONIC);
 }
 
+/* A copy of @p src made in @p ctx: a library call refuses handles of another context, so each
+ * rank works on its own copies, and results come back as copies in the main context. */
+static int quant_copy_in_context(aq_quant **out, aq_context *ctx, const aq_quant *src)
+{
+    aq_format f;
+    size_t nc, nb, ns;
+    int st;
+    aq_format_init(&f);
+    if ((st = aq_quant_get_format(&f, src)) != AQ_OK
+        || (st = aq_quant_create(out, ctx, &f, aq_quant_rows(src), aq_quant_cols(src))) != AQ_OK)
+        return st;
+    const void *codes = aq_quant_codes_const(src, &nc);
+    const float *books = aq_quant_codebooks_const(src, &nb), *scales = aq_quant_scales_const(src, &ns);
+    if ((st = aq_quant_copy_codes_in(*out, codes, nc)) == AQ_OK
+        && (st = aq_quant_copy_codebooks_in(*out, books, nb)) == AQ_OK)
+        st = aq_quant_copy_scales_in(*out, scales, ns);
+    return st;
+}
+
 static void *rank_main(void *arg)
 {
     rank_job *job = arg;
     const config *cfg = job->in->cfg;
     aq_context *ctx = NULL;
     aq_options *o = NULL;
+    aq_hessian *H = NULL;
     aq_comm comm = shm_comm(&job->r);
     int st = aq_context_create(&ctx);
     if (st == AQ_OK) {
@@ -80,18 +102,27 @@ static void *rank_main(void *arg)
     if (st == AQ_OK) {
         aq_options_set_int(o, AQ_OPT_INIT_METHOD, AQ_INIT_OA_EM);
         aq_options_set_int(o, AQ_OPT_BEAM_WIDTH, cfg->beam);
-        st = aq_quant_clone(&job->out, job->in->start[job->stage]);
+        st = aq_hessian_create_from_matrix(&H, ctx, job->in->H_matrix, cfg->cols, cfg->cols, job->in->H_samples);
+        if (st == AQ_OK)
+            st = quant_copy_in_context(&job->out, ctx, job->in->start[job->stage]);
     }
     /* a rank that failed above still makes the collective call, so that no rank waits forever */
     const double t0 = now(), c0 = clock_seconds(CLOCK_THREAD_CPUTIME_ID);
-    int st_call = job->stage == ST_INIT     ? aq_init(ctx, job->out, job->in->W, cfg->cols, job->in->H, o)
-                  : job->stage == ST_BEAM ? aq_beam_search(ctx, job->out, job->in->W, cfg->cols, job->in->H, o)
-                                          : aq_update_codebooks(ctx, job->out, job->in->W, cfg->cols, job->in->H, o);
+    int st_call = job->stage == ST_INIT     ? aq_init(ctx, job->out, job->in->W, cfg->cols, H, o)
+                  : job->stage == ST_BEAM ? aq_beam_search(ctx, job->out, job->in->W, cfg->cols, H, o)
+                                          : aq_update_codebooks(ctx, job->out, job->in->W, cfg->cols, H, o);
     job->seconds = now() - t0;
     job->cpu_seconds = clock_seconds(CLOCK_THREAD_CPUTIME_ID) - c0;
     job->status = st != AQ_OK ? st : st_call;
     job->bytes = job->r.bytes_received;
     aq_options_free(o);
+    aq_hessian_free(H);
+    /* the result must outlive the rank's context: a copy in the main one */
+    aq_quant *keep = NULL;
+    if (job->out && quant_copy_in_context(&keep, job->in->main_ctx, job->out) != AQ_OK)
+        job->status = AQ_ERR_NOMEM;
+    aq_quant_free(job->out);
+    job->out = keep;
     aq_context_free(ctx);
     return NULL;
 }
@@ -183,7 +214,12 @@ int main(int argc, char **argv)
     memset(&in, 0, sizeof in);
     in.cfg = &cfg;
     in.W = layer.W;
-    in.H = H;
+    in.main_ctx = ctx;
+    in.H_samples = aq_hessian_num_samples(H);
+    double *H_matrix = malloc(sizeof(double) * (size_t)(cfg.cols * cfg.cols));
+    if (!H_matrix || aq_hessian_copy_matrix(H, H_matrix, cfg.cols, 0.0) != AQ_OK)
+        return 1;
+    in.H_matrix = H_matrix;
     if (aq_quant_create(&in.start[ST_INIT], ctx, &fmt, cfg.rows, cfg.cols) != AQ_OK)
         return 1;
     printf("bench-comm: %" PRId64 "x%" PRId64 " %s, beam %d, %d thread(s) per rank, 1 vs %d ranks (in-process)\n",
@@ -219,6 +255,7 @@ int main(int argc, char **argv)
     for (int stage = 0; stage < N_STAGES; stage++)
         aq_quant_free(in.start[stage]);
     synth_free(&layer);
+    free(H_matrix);
     aq_hessian_free(H);
     aq_context_free(ctx);
     return 0;
