@@ -4,7 +4,8 @@
  * rank the bytes of the run without a communicator; aq_hessian_allreduce equals the rank-order
  * aq_hessian_merge of the ranks' partial Hessians (recomputed on every rank from the shared
  * data) and is the same on all ranks; a cancelling progress callback on the last rank makes
- * every rank return AQ_ERR_CANCELLED. Exit status 0 only if every check passed on every rank. */
+ * every rank return AQ_ERR_CANCELLED, a failing host callback there AQ_ERR_CALLBACK. Exit status
+ * 0 only if every check passed on every rank. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +107,50 @@ static int quantize(aq_context *ctx, const float *W, const float *X, bytes *out)
     return st;
 }
 
+/* A two-layer pipeline host whose calibrate fails on rank fail_rank. */
+typedef struct host { const float *W, *X; int fail_rank; } host;
+
+static int h_layers(int32_t *n, void *ud)
+{
+    (void)ud;
+    *n = 2;
+    return 0;
+}
+
+static int h_info(int32_t k, const char **name, int64_t *rows, int64_t *cols, void *ud)
+{
+    (void)k;
+    (void)ud;
+    *name = "layer";
+    *rows = ROWS;
+    *cols = COLS;
+    return 0;
+}
+
+static int h_weight(int32_t k, float *W, void *ud)
+{
+    (void)k;
+    memcpy(W, ((host *)ud)->W, sizeof(float) * ROWS * COLS);
+    return 0;
+}
+
+static int h_calibrate(int32_t k, aq_hessian *H, void *ud)
+{
+    const host *h = ud;
+    if (k == 1 && my_rank == h->fail_rank)
+        return 9;
+    return aq_hessian_add(H, h->X, CALIB, COLS) != AQ_OK;
+}
+
+static int h_put(int32_t k, const aq_quant *q, const aq_layer_report *r, void *ud)
+{
+    (void)k;
+    (void)q;
+    (void)r;
+    (void)ud;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     aq_comm *comm = NULL;
@@ -185,6 +230,24 @@ int main(int argc, char **argv)
             aq_context_set_progress_callback(ctx, cancel, NULL);
         CHECK(quantize(ctx, W, X, &got) == AQ_ERR_CANCELLED, "cancel: status %d", got.status);
         drop(&got);
+    }
+
+    /* 4. a host callback failing on the last rank: AQ_ERR_CALLBACK on every rank, host status
+     * only where it failed (mpirun's timeout bounds a hang) */
+    if (size > 1) {
+        aq_context_set_progress_callback(ctx, NULL, NULL);
+        host h = {W, X, size - 1};
+        aq_pipeline_callbacks cb = {sizeof cb, h_layers, h_info, h_weight, h_calibrate, h_put, &h};
+        aq_format f;
+        aq_pipeline *p = NULL;
+        aq_format_init(&f);
+        aq_format_parse(&f, "2x6g8");
+        CHECK(aq_pipeline_create(&p, ctx, &cb, &f, NULL) == AQ_OK, "pipeline_create");
+        int st = aq_pipeline_run(p);
+        CHECK(st == AQ_ERR_CALLBACK, "pipeline with a failing calibrate: %d", st);
+        CHECK(aq_pipeline_host_status(p) == (my_rank == size - 1 ? 9 : 0), "host status %d",
+              aq_pipeline_host_status(p));
+        aq_pipeline_free(p);
     }
 
     free(W);
