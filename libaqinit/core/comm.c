@@ -1,12 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* Copyright (c) 2026 The libaqinit developers */
 /* The communicator: attach, shares, agreement, gathers (core/comm.h). */
-#include <limits.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "core/comm.h"
-
-#include <stddef.h>
 
 /* sizeof(aq_comm) in 0.2, the first version: everything up to userdata. */
 #define AQI_COMM_SIZE_0_2 (offsetof(aq_comm, userdata) + sizeof(void *))
@@ -137,16 +135,15 @@ int aqi_comm_allgather_blocks(aq_context *ctx, const char *fn, int status, void 
     return st;
 }
 
-int aqi_comm_sum_i64(aq_context *ctx, const char *fn, int64_t *value)
+int aqi_comm_sum_count(aq_context *ctx, const char *fn, int64_t *count)
 {
-    /* Three pieces of 26 bits (the top one signed): each piece's sum over < 2^26 ranks stays
-     * below 2^53 in magnitude, so the f64 allreduce is exact in any order. */
-    const int64_t v = *value;
-    double parts[3] = {(double)(v & 0x3FFFFFF), (double)((v >> 26) & 0x3FFFFFF), (double)(v >> 52)};
+    /* Every partial sum of non-negative integers whose total is below 2^53 is an integer below
+     * 2^53, so the f64 allreduce is exact in any order. */
+    double v = (double)*count;
     if (aqi_comm_size(ctx) == 1)
         return AQ_OK;
-    if (ctx->comm.allreduce_sum_f64(parts, 3, ctx->comm.userdata) != 0)
+    if (ctx->comm.allreduce_sum_f64(&v, 1, ctx->comm.userdata) != 0)
         return aqi_fail(ctx, AQ_ERR_CALLBACK, "%s: the communicator's allreduce failed", fn);
-    *value = (int64_t)parts[0] + ((int64_t)parts[1] << 26) + (int64_t)((uint64_t)(int64_t)parts[2] << 52);
+    *count = (int64_t)v;
     return AQ_OK;
 }

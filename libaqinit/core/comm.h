@@ -41,7 +41,8 @@ int aqi_comm_allgather_blocks(aq_context *ctx, const char *fn, int status, void 
 /* Broadcast @p nbytes of @p buf from @p root (AQ_ERR_CALLBACK with a message if it fails). */
 int aqi_comm_broadcast(aq_context *ctx, const char *fn, void *buf, int64_t nbytes, int32_t root);
 
-/* Exact sum of an int64 over ranks (through the f64 allreduce in pieces of 2^26, each exact). */
-int aqi_comm_sum_i64(aq_context *ctx, const char *fn, int64_t *value);
+/* Sum over ranks of a count (>= 0, total below 2^53, e.g. of points): exact through the f64
+ * allreduce whatever its order. */
+int aqi_comm_sum_count(aq_context *ctx, const char *fn, int64_t *count);
 
 #endif

@@ -13,19 +13,24 @@
 
 #define PIECE_DOUBLES ((int64_t)1 << 19) /* 4 MiB */
 
-/* Rows [i0, i1) of the upper triangle of @p h packed into @p out, or @p in unpacked into them. */
+/* Rows [i0, i1) of the upper triangle of @p h packed into @p out (row i: its n − i entries from
+ * the diagonal on), or @p in unpacked into them. */
 static void pack_rows(const aq_hessian *h, int64_t i0, int64_t i1, double *out)
 {
     const int64_t n = h->n_inputs;
-    for (int64_t i = i0; i < i1; i++, out += n - i + 1)
+    for (int64_t i = i0; i < i1; i++) {
         memcpy(out, h->matrix + i * n + i, sizeof(double) * (size_t)(n - i));
+        out += n - i;
+    }
 }
 
 static void unpack_rows(aq_hessian *h, int64_t i0, int64_t i1, const double *in)
 {
     const int64_t n = h->n_inputs;
-    for (int64_t i = i0; i < i1; i++, in += n - i + 1)
+    for (int64_t i = i0; i < i1; i++) {
         memcpy(h->matrix + i * n + i, in, sizeof(double) * (size_t)(n - i));
+        in += n - i;
+    }
 }
 
 /* Last row (exclusive) of the piece starting at row i0: at least one row, at most PIECE_DOUBLES

@@ -331,7 +331,7 @@ int aqi_em_estep(aqi_em_work *w, const float *R, const float *C, int32_t *codes,
     for (int64_t t = 0; t < n_tasks; t++)
         *n_changed += w->changed[t];
     /* The per-group counts were exchanged with the codes; the per-worker ones are summed. */
-    return is_mahalanobis(m) ? AQ_OK : aqi_comm_sum_i64(w->ctx, "aq_init", n_changed);
+    return is_mahalanobis(m) ? AQ_OK : aqi_comm_sum_count(w->ctx, "aq_init", n_changed);
 }
 
 /* ---------------------------------------------------------------- M-step */

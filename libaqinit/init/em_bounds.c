@@ -237,7 +237,7 @@ int aqi_em_estep_bounded(aqi_em_work *w, const float *R, const float *C, int32_t
         *n_changed += w->changed[t];
         w->last_scanned += w->scanned[t];
     }
-    if ((st = aqi_comm_sum_i64(w->ctx, "aq_init", n_changed)) != AQ_OK)
+    if ((st = aqi_comm_sum_count(w->ctx, "aq_init", n_changed)) != AQ_OK)
         return st;
-    return aqi_comm_sum_i64(w->ctx, "aq_init", &w->last_scanned);
+    return aqi_comm_sum_count(w->ctx, "aq_init", &w->last_scanned);
 }

@@ -117,14 +117,13 @@ static int host(aq_pipeline *p, int rc, const char *callback, int32_t layer)
  * any rank differs (instead of ranks that go separate ways and wait for each other). */
 static int check_same_values(aq_pipeline *p, const char *what, int32_t layer, const int64_t *mine, int n)
 {
-    int64_t first[4];
+    int64_t first[2];
     int st = AQ_OK;
     memcpy(first, mine, sizeof(int64_t) * (size_t)n);
     st = aqi_comm_broadcast(p->ctx, "aq_pipeline_run", first, (int64_t)sizeof(int64_t) * n, 0);
     if (st == AQ_OK && memcmp(first, mine, sizeof(int64_t) * (size_t)n) != 0)
         st = aqi_fail(p->ctx, AQ_ERR_MISMATCH, "aq_pipeline_run: layer %d: this rank's %s differs from rank 0's "
-                      "(every rank must run the same model%s)", (int)layer, what,
-                      strcmp(what, "resume files") ? "" : " and see the same resume directory");
+                      "(every rank must run the same model and see the same resume directory)", (int)layer, what);
     return aqi_comm_agree(p->ctx, "aq_pipeline_run", st);
 }
 
