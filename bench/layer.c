@@ -140,6 +140,7 @@ static const int model_stages[] = {ST_HESSIAN, ST_INIT, ST_OPTIMIZE};
 
 typedef struct stage_result {
     double seconds, error, flops; /* error, flops: NAN when the stage has none */
+    double peak_kib;              /* peak resident memory during the stage (VmHWM), NAN if unknown */
 } stage_result;
 
 /* What one shape's run reports; in model-shape mode sent from the child through a pipe. */
@@ -440,7 +441,7 @@ static int call_stage(layer_run *lr, int stage)
 /* Run one stage: seconds, relative output error after it, nominal flops. */
 static stage_result run_stage(layer_run *lr, int stage, shape_result *r)
 {
-    stage_result s = {0.0, NAN, NAN};
+    stage_result s = {0.0, NAN, NAN, NAN};
     if (stage == ST_HESSIAN) {
         s.seconds = time_hessian(lr->ctx, lr->cols, lr->samples, (uint64_t)lr->cfg->seed);
         s.flops = (double)lr->samples * (double)lr->cols * (double)lr->cols;
@@ -494,9 +495,9 @@ static double peak_rss_kib(void)
 }
 
 /* The stages of @p stages on a fresh synthetic rows × cols layer, then the sgemm reference.
- * r->peak_kib is the peak resident memory from the first library stage after the Hessian
- * (whose timing uses a second aq_hessian) to the last, with the layer's W and H resident:
- * the figure to hold against the layer's own data. */
+ * Each library stage's peak resident memory is measured from its own start (VmHWM reset), with
+ * the layer's W and H resident; r->peak_kib is the largest of them (the Hessian timing, which
+ * uses a second aq_hessian, is left out): the figure to hold against the layer's own data. */
 static void run_shape(const bench_config *cfg, int64_t rows, int64_t cols, const int *stages, int n_stages,
                       shape_result *r)
 {
@@ -511,14 +512,19 @@ static void run_shape(const bench_config *cfg, int64_t rows, int64_t cols, const
     r->update_mode = resolved_update(&lr);
     r->update_param = update_param(&lr);
     r->scale_refit = scale_refit(&lr);
-    int peak_reset = 0;
+    r->peak_kib = NAN;
     for (int i = 0; i < n_stages; i++) {
-        if (stages[i] != ST_HESSIAN && !peak_reset)
-            peak_reset = reset_peak_rss();
+        /* the high-water mark restarts at each library stage, so each reports its own peak */
+        int peak_reset = stages[i] != ST_HESSIAN && reset_peak_rss();
         r->stage[stages[i]] = run_stage(&lr, stages[i], r);
         r->ran[stages[i]] = 1;
+        if (peak_reset) {
+            double kib = peak_rss_kib();
+            r->stage[stages[i]].peak_kib = kib;
+            if (isnan(r->peak_kib) || kib > r->peak_kib)
+                r->peak_kib = kib;
+        }
     }
-    r->peak_kib = peak_reset ? peak_rss_kib() : NAN;
     r->sgemm_seconds = time_sgemm(lr.layer.W, rows, cols, SGEMM_N, (uint64_t)cfg->seed);
     r->sgemm_gflops = 2.0 * (double)rows * (double)cols * SGEMM_N / r->sgemm_seconds * 1e-9;
     r->data_bytes = layer_data_bytes(&lr);
@@ -697,7 +703,8 @@ static void print_single_text(const bench_config *cfg, const shape_result *r, do
            aq_version_string(), (long long)r->rows, (long long)r->cols, cfg->format, method_name(cfg),
            seeding_name(cfg), cfg->beam, cfg->epochs, (long long)r->samples, r->threads, cfg->seed);
     printf("  (synthetic layer generated in %.2f s, not counted)\n", r->gen_seconds);
-    printf("  %-18s %10s %7s %14s %9s %6s\n", "stage", "seconds", "share", "rel. out. err", "GFLOP/s", "ratio");
+    printf("  %-18s %10s %7s %14s %9s %6s %9s\n", "stage", "seconds", "share", "rel. out. err", "GFLOP/s", "ratio",
+           "peak MiB");
     for (int i = 0; i < N_SINGLE_STAGES; i++) {
         const stage_result *s = &r->stage[single_stages[i]];
         double gf = stage_gflops(s);
@@ -705,6 +712,7 @@ static void print_single_text(const bench_config *cfg, const shape_result *r, do
         print_number_or_dash(14, 6, s->error);
         print_number_or_dash(9, 1, gf);
         print_number_or_dash(6, 2, gf / r->sgemm_gflops);
+        print_number_or_dash(9, 1, s->peak_kib / 1024.0);
         printf("\n");
     }
     printf("  %-18s %10.3f\n", "total", total);
@@ -733,6 +741,8 @@ static void json_stage(const shape_result *r, int stage, int first, double share
     json_number("gflops", gf);
     printf(", ");
     json_number("ratio_to_sgemm", gf / r->sgemm_gflops);
+    printf(", ");
+    json_number("peak_rss_mib", s->peak_kib / 1024.0);
     printf("}");
 }
 
@@ -769,17 +779,26 @@ static void print_model_header(const bench_config *cfg)
         printf("2·I samples, ");
     printf("seed %lld\n", cfg->seed);
     printf("  per shape, each in its own process (seconds of one layer; errors relative to the output):\n");
-    printf("  %-8s %-11s %5s %9s %9s %9s %6s %10s %10s %9s %9s %9s\n", "layers", "shape", "count", "hessian", "init",
-           "optimize", "epochs", "err init", "err opt", "peak MiB", "data MiB", "peak/data");
+    printf("  %-8s %-11s %5s %9s %9s %9s %6s %10s %10s %9s %9s %9s %-9s\n", "layers", "shape", "count", "hessian", "init",
+           "optimize", "epochs", "err init", "err opt", "peak MiB", "data MiB", "peak/data", "peak in");
+}
+
+/* The library stage whose peak resident memory is r->peak_kib ("-" if none was measured). */
+static const char *peak_stage_name(const shape_result *r)
+{
+    for (int s = ST_INIT; s < N_STAGES; s++)
+        if (r->ran[s] && r->stage[s].peak_kib == r->peak_kib)
+            return stage_names[s];
+    return "-";
 }
 
 static void print_model_row(const shape_spec *sp, const shape_result *r)
 {
-    printf("  %-8s %5lldx%-5lld %5d %9.3f %9.3f %9.3f %6d %10.6f %10.6f %9.1f %9.1f %9.2f\n", sp->names,
+    printf("  %-8s %5lldx%-5lld %5d %9.3f %9.3f %9.3f %6d %10.6f %10.6f %9.1f %9.1f %9.2f %-9s\n", sp->names,
            (long long)sp->rows, (long long)sp->cols, sp->count, r->stage[ST_HESSIAN].seconds,
            r->stage[ST_INIT].seconds, r->stage[ST_OPTIMIZE].seconds, r->epochs, r->stage[ST_INIT].error,
            r->stage[ST_OPTIMIZE].error, r->peak_kib / 1024.0, mib(r->data_bytes),
-           r->peak_kib * 1024.0 / r->data_bytes);
+           r->peak_kib * 1024.0 / r->data_bytes, peak_stage_name(r));
     fflush(stdout);
 }
 

@@ -320,7 +320,7 @@ static pass_result pass_at_level(int level, const char *fmt, int width, int trac
     aq_quant *shadow = NULL;
     ck_assert_int_eq(aq_quant_clone(&shadow, pb.q), AQ_OK);
     tc.q = shadow;
-    aqi_beam_config cfg = {width, 1, 4, 0, 0, trace ? check_trace : NULL, &tc, 0, AQI_BEAM_NN_AUTO, NULL};
+    aqi_beam_config cfg = {width, 1, 4, 0, 0, trace ? check_trace : NULL, &tc, 0, AQI_BEAM_NN_AUTO, NULL, AQI_BEAM_SELECT_AUTO};
     pass_result res;
     double before;
     aqi_kernel_level(level);
@@ -455,7 +455,7 @@ START_TEST(incremental_scores_match_recomputation)
             aq_quant *shadow = NULL;
             ck_assert_int_eq(aq_quant_clone(&shadow, pb.q), AQ_OK);
             tc.q = shadow; /* codebooks and scales as in pb.q; codes rebuilt from the trace */
-            aqi_beam_config cfg = {1, pass % 2, 7, 0, pass, check_trace, &tc, 0, AQI_BEAM_NN_AUTO, NULL};
+            aqi_beam_config cfg = {1, pass % 2, 7, 0, pass, check_trace, &tc, 0, AQI_BEAM_NN_AUTO, NULL, AQI_BEAM_SELECT_AUTO};
             double before, after;
             ck_assert_int_eq(aqi_opt_beam_pass(&L, pb.q, &cfg, &before, &after), AQ_OK);
             ck_assert_int_eq(tc.n_calls, pb.q->n_out_groups * pb.q->n_in_groups * pb.q->M);
@@ -481,7 +481,7 @@ START_TEST(tracked_loss_of_beam_states_is_exact)
             for (int window = 0; window < 3; window++) {
                 problem pb = make_problem(fmts[f], 6, 24, 150 + f, 2);
                 aqi_layer L = layer_of(&pb);
-                aqi_beam_config cfg = {widths[w], 1, 3, 0, window, NULL, NULL, 0, AQI_BEAM_NN_AUTO, NULL};
+                aqi_beam_config cfg = {widths[w], 1, 3, 0, window, NULL, NULL, 0, AQI_BEAM_NN_AUTO, NULL, AQI_BEAM_SELECT_AUTO};
                 double before, after;
                 long double truth_before = naive_loss(&pb, pb.q);
                 ck_assert_int_eq(aqi_opt_beam_pass(&L, pb.q, &cfg, &before, &after), AQ_OK);
@@ -646,7 +646,7 @@ static void nn_equals_scan(problem *pb, int width, int64_t block_groups, int thr
     ck_assert_int_eq(aq_quant_clone(&scan, pb->q), AQ_OK);
     ck_assert_int_eq(aq_quant_clone(&tree, pb->q), AQ_OK);
     for (int pass = 0; pass < 3; pass++) {
-        aqi_beam_config off = {width, 1, 11 + (uint64_t)pass, 0, 0, NULL, NULL, block_groups, AQI_BEAM_NN_OFF, NULL};
+        aqi_beam_config off = {width, 1, 11 + (uint64_t)pass, 0, 0, NULL, NULL, block_groups, AQI_BEAM_NN_OFF, NULL, AQI_BEAM_SELECT_AUTO};
         aqi_beam_config on = off;
         double after_scan, after_tree;
         on.nn = AQI_BEAM_NN_ON;
@@ -703,6 +703,48 @@ START_TEST(nn_degenerate_blocks_and_scales)
 }
 END_TEST
 
+/* At K <= AQI_BEAM_K_TILE each state's candidates are selected in the group loop, bounded by
+ * what can still enter the group's list (beam_step.c, select_row): three passes from the same
+ * codes give the per-tile selection's codes and tracked loss, bit for bit, for widths below, at
+ * and above the lane count, on random and LLM-like data, with zero and tiny scales. */
+START_TEST(one_tile_selection_gives_the_scans_codes)
+{
+    const char *fmts[] = {"2x8g8", "1x8g4", "2x6g4o2", "3x8g8", "1x9g8", "2x4g2"};
+    const int64_t rows[] = {32, 48, 32, 16, 16, 24}, cols[] = {64, 64, 32, 64, 64, 16};
+    const int widths[] = {2, 8, 16, 24};
+    for (int f = 0; f < 6; f++)
+        for (int data = 0; data < 2; data++)
+            for (int w = 0; w < 4; w++) {
+                problem pb = make_problem(fmts[f], rows[f], cols[f], 2100 + 10 * f + w, 2);
+                aq_quant *tiles = NULL;
+                aqi_layer L;
+                if (data)
+                    make_llm_like(&pb, 2150 + f, 0);
+                pb.q->scales[1] = 0.0f;
+                pb.q->scales[2] = 1e-38f;
+                L = layer_of(&pb);
+                ck_assert_int_eq(aq_quant_clone(&tiles, pb.q), AQ_OK);
+                for (int pass = 0; pass < 3; pass++) {
+                    aqi_beam_config fast = {widths[w], 1, 21 + (uint64_t)pass, 0, 0, NULL, NULL, w == 1 ? 3 : 0,
+                                            AQI_BEAM_NN_OFF, NULL, AQI_BEAM_SELECT_AUTO};
+                    aqi_beam_config slow = fast;
+                    double after_fast, after_slow;
+                    slow.select = AQI_BEAM_SELECT_TILES;
+                    ck_assert_int_eq(aq_context_set_threads(pb.ctx, 1 + pass % 2), AQ_OK);
+                    ck_assert_int_eq(aqi_opt_beam_pass(&L, pb.q, &fast, NULL, &after_fast), AQ_OK);
+                    ck_assert_int_eq(aqi_opt_beam_pass(&L, tiles, &slow, NULL, &after_slow), AQ_OK);
+                    ck_assert_msg(!memcmp(pb.q->codes, tiles->codes, pb.q->codes_bytes),
+                                  "%s %s width %d pass %d: codes differ", fmts[f], data ? "LLM-like" : "random",
+                                  widths[w], pass);
+                    ck_assert_msg(after_fast == after_slow, "%s width %d pass %d: loss %.17g vs %.17g", fmts[f],
+                                  widths[w], pass, after_fast, after_slow);
+                }
+                aq_quant_free(tiles);
+                free_problem(&pb);
+            }
+}
+END_TEST
+
 /* Width 1 by the trees is coordinate descent: the same codes as the naive search over all K. */
 START_TEST(nn_width1_equals_naive_coordinate_descent)
 {
@@ -710,7 +752,7 @@ START_TEST(nn_width1_equals_naive_coordinate_descent)
     aq_quant *ref = NULL;
     aqi_layer L = layer_of(&pb);
     int64_t counts[2] = {0, 0};
-    aqi_beam_config cfg = {1, 0, 0, 0, 0, NULL, NULL, 0, AQI_BEAM_NN_ON, counts};
+    aqi_beam_config cfg = {1, 0, 0, 0, 0, NULL, NULL, 0, AQI_BEAM_NN_ON, counts, AQI_BEAM_SELECT_AUTO};
     make_llm_like(&pb, 2101, 0);
     ck_assert_int_eq(aq_quant_clone(&ref, pb.q), AQ_OK);
     for (int pass = 0; pass < 2; pass++) {
@@ -1201,7 +1243,7 @@ START_TEST(pass_independent_of_threads_and_blocks)
                 const int64_t blocks[] = {0, 0, 0, 1, 3};
                 problem pb = make_problem(fmts[f], 12, 24, 1500 + f, threads[variant]);
                 aqi_layer L = layer_of(&pb);
-                aqi_beam_config cfg = {widths[w], 1, 5, 0, 0, NULL, NULL, blocks[variant], AQI_BEAM_NN_AUTO, NULL};
+                aqi_beam_config cfg = {widths[w], 1, 5, 0, 0, NULL, NULL, blocks[variant], AQI_BEAM_NN_AUTO, NULL, AQI_BEAM_SELECT_AUTO};
                 double before, after;
                 ck_assert_int_eq(aqi_opt_beam_pass(&L, pb.q, &cfg, &before, &after), AQ_OK);
                 if (variant == 0) {
@@ -1232,7 +1274,7 @@ START_TEST(large_K_and_wide_groups)
         for (int blocks = 0; blocks < 2; blocks++) {
             problem pb = make_problem(fmts[f], rows[f], cols[f], 1600 + f, 2);
             aqi_layer L = layer_of(&pb);
-            aqi_beam_config cfg = {widths[f], 1, 9, 0, 0, NULL, NULL, blocks, AQI_BEAM_NN_AUTO, NULL};
+            aqi_beam_config cfg = {widths[f], 1, 9, 0, 0, NULL, NULL, blocks, AQI_BEAM_NN_AUTO, NULL, AQI_BEAM_SELECT_AUTO};
             double before, after;
             long double truth_before = naive_loss(&pb, pb.q);
             ck_assert_int_eq(aqi_opt_beam_pass(&L, pb.q, &cfg, &before, &after), AQ_OK);
@@ -1448,6 +1490,7 @@ static Suite *beam_suite(void)
 
     TCase *tn = tcase_create("nn");
     tcase_set_timeout(tn, 240);
+    tcase_add_test(tn, one_tile_selection_gives_the_scans_codes);
     tcase_add_test(tn, nn_queries_give_the_scans_codes);
     tcase_add_test(tn, nn_degenerate_blocks_and_scales);
     tcase_add_test(tn, nn_width1_equals_naive_coordinate_descent);

@@ -17,6 +17,7 @@ typedef void (*aqi_beam_trace_fn)(void *userdata, int64_t group, int32_t j, int3
 /* Candidates by exact nearest-neighbour queries (beam_nn.c) or by a scan of all K: the same
  * codes either way; AUTO uses the queries from AQI_NN_MIN_K codewords on. */
 enum { AQI_BEAM_NN_AUTO = 0, AQI_BEAM_NN_OFF = 1, AQI_BEAM_NN_ON = 2 };
+enum { AQI_BEAM_SELECT_AUTO = 0, AQI_BEAM_SELECT_TILES = 1 }; /* aqi_beam_config.select */
 
 typedef struct aqi_beam_config {
     int32_t width;         /* states kept per output group, 1..64 */
@@ -29,6 +30,7 @@ typedef struct aqi_beam_config {
     int64_t block_groups;  /* 0: automatic; > 0: at most this many output groups per block (tests) */
     int32_t nn;            /* AQI_BEAM_NN_AUTO, _OFF (scan all K) or _ON (trees whenever D <= 16) */
     int64_t *nn_counts;    /* NULL, or [2] += states queried by trees, codewords they scored */
+    int32_t select;        /* AQI_BEAM_SELECT_AUTO, or _TILES: the per-tile selection at any K (tests) */
 } aqi_beam_config;
 
 /* One beam-search pass over the codes of @p q (codebooks and scales fixed). @p loss_before and

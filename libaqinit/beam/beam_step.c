@@ -13,6 +13,7 @@
  * number of differing codes between states is kept in a width × width matrix:
  *   dist(child(b,k), child(b',k')) = dist(b, b') − [a_b ≠ a_b'] + [k ≠ k'].
  * A candidate whose ΔL is not finite (an overflow with a tiny scale) never competes. */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -266,6 +267,46 @@ static void scan_tiles(aqi_beam_pass *ps, aqi_beam_ws *ws, int32_t rows, int32_t
     }
 }
 
+/* An upper bound, as a float, of the scores of the candidates of a state (loss `base`, score of
+ * its current code sa) that can still enter a full list whose last child has loss tau: they
+ * satisfy base + s²(score − sa) <= tau, i.e. score <= sa + (tau − base)/s², as list_offer compares
+ * in double. The margin (1e-9 relative) is far above that comparison's rounding (~1e-16
+ * relative to the magnitudes involved), and the float is rounded up, so no such candidate is
+ * cut. +inf when the bound is not a finite float. */
+static float entry_bound(double tau, double base, double s2, float sa)
+{
+    const double thr = (double)sa + (tau - base) / s2;
+    const double m = thr + 1e-9 * (fabs((double)sa) + fabs(thr) + (fabs(tau) + fabs(base)) / s2) + 1e-300;
+    if (!(m < (double)FLT_MAX))
+        return INFINITY;
+    if (m < -(double)FLT_MAX)
+        return -FLT_MAX;
+    float f = (float)m;
+    if ((double)f < m)
+        f = nextafterf(f, INFINITY);
+    return f;
+}
+
+/* The best `width` candidates of one row of a single-tile score matrix (ws->scores, all K in one
+ * tile) among those scoring at most `bound` — all the row's candidates that can still enter its
+ * group's list, a superset of what list_offer keeps. When the bound lets many through (or is
+ * +inf: the list is not full yet) the lane-minima bound of the row's own width-th best is used
+ * too. */
+static void select_row(const aqi_beam_pass *ps, aqi_beam_ws *ws, int32_t row, int32_t a, float bound)
+{
+    const int32_t W = ps->width;
+    const float *sc = ws->scores + (size_t)row * AQI_BEAM_K_TILE;
+    aqi_beam_top *top = ws->tops + (size_t)row * (size_t)W;
+    int32_t n_pass = isinf(bound) && bound > 0 ? INT32_MAX : aqi_filter_tile(sc, ps->Kpad, bound, ws->pass_idx);
+    if (n_pass > 2 * W) {
+        float own = W <= AQI_SCORE_LANES ? aqi_kth_bound_tile(sc, ps->Kpad, W) : INFINITY;
+        n_pass = aqi_filter_tile(sc, ps->Kpad, own < bound ? own : bound, ws->pass_idx);
+    }
+    ws->n_top[row] = 0;
+    for (int32_t c = 0; c < n_pass && ws->pass_idx[c] < ps->K; c++)
+        aqi_beam_top_offer(top, &ws->n_top[row], W, sc[ws->pass_idx[c]], ws->pass_idx[c], a);
+}
+
 void aqi_beam_run_step(aqi_beam_pass *ps, aqi_beam_ws *ws, int64_t sb, int64_t se, int64_t step_index)
 {
     const int32_t W = ps->width, D = ps->D;
@@ -280,10 +321,16 @@ void aqi_beam_run_step(aqi_beam_pass *ps, aqi_beam_ws *ws, int64_t sb, int64_t s
     int32_t rows_pad = (rows + AQI_SCORE_ROWS - 1) / AQI_SCORE_ROWS * AQI_SCORE_ROWS;
     memset(ws->U + rows * D, 0, sizeof(float) * (size_t)(rows_pad - rows) * (size_t)D);
     const aqi_beam_nn *nn = ps->nn ? &ps->nn[step_index - ps->s0] : NULL;
+    /* all K in one tile (e.g. K = 256): the scores are kept and each row's candidates are
+     * selected in the group loop below, bounded by what can still enter the group's list */
+    const int one_tile = !(nn && nn->ok) && W > 1 && !ps->cfg->trace && ps->cfg->select != AQI_BEAM_SELECT_TILES
+                         && ps->Kpad <= AQI_BEAM_K_TILE;
     if (nn && nn->ok)
         aqi_beam_nn_scan(ps, ws, rows, CTm, t, pos, nn);
     else if (W == 1 && !ps->cfg->trace)
         scan_width1(ps, ws, rows, rows_pad, CTm, t, pos);
+    else if (one_tile)
+        aqi_score_tile(ws->U, D, rows_pad, D, CTm, ps->Kpad, t, ps->Kpad, ws->scores, AQI_BEAM_K_TILE);
     else
         scan_tiles(ps, ws, rows, rows_pad, CTm, t, pos);
 
@@ -310,6 +357,11 @@ void aqi_beam_run_step(aqi_beam_pass *ps, aqi_beam_ws *ws, int64_t sb, int64_t s
             /* the unchanged child always competes, with exactly the state's loss */
             aqi_beam_cand keep = {base, b, a, 0};
             list_offer(ws->list, &n_list, W, &keep, ps->dist + p * W * W, W, state_codes, pos);
+            if (one_tile) {
+                const float sa = ws->scores[(size_t)row * AQI_BEAM_K_TILE + (size_t)a];
+                ws->score_a[row] = sa;
+                select_row(ps, ws, row, a, n_list == W ? entry_bound(ws->list[W - 1].loss, base, s2, sa) : INFINITY);
+            }
             for (int32_t e = 0; e < ws->n_top[row]; e++) {
                 double dl = s2 * ((double)top[e].score - (double)ws->score_a[row]);
                 if (top[e].k == a || !isfinite(dl))
