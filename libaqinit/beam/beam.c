@@ -94,6 +94,23 @@ static int table_range(void *arg, int64_t begin, int64_t end, int worker)
     return 0;
 }
 
+/* H_jj c_k of every codeword of each step of the batch (aqi_beam_hc), when kept: item w is step
+ * s0 + w. */
+static int hc_table_range(void *arg, int64_t begin, int64_t end, int worker)
+{
+    aqi_beam_pass *ps = arg;
+    const int32_t g = ps->g;
+    (void)worker;
+    for (int64_t w = begin; w < end; w++) {
+        const aqi_beam_step *st = &ps->steps[ps->s0 + w];
+        const float *Hjj = ps->HT + (size_t)st->j * (size_t)g * (size_t)ps->ldb + (size_t)(w / ps->M) * (size_t)g;
+        float *hc = ps->hc_tables + (size_t)w * (size_t)ps->K * (size_t)ps->D;
+        for (int64_t k = 0; k < ps->K; k++)
+            aqi_beam_hc(aqi_codeword(ps->q, st->m, (uint32_t)k), Hjj, ps->ldb, ps->go, g, hc + (size_t)k * (size_t)ps->D);
+    }
+    return 0;
+}
+
 /* The tree of each step of the batch (beam_nn.c), from its H_jj and tables. */
 static int nn_range(void *arg, int64_t begin, int64_t end, int worker)
 {
@@ -301,6 +318,7 @@ static void free_pass(aqi_beam_pass *ps, int32_t *scratch)
     aqi_free(ctx, ps->steps);
     aqi_free(ctx, ps->HT);
     aqi_free(ctx, ps->tables);
+    aqi_free(ctx, ps->hc_tables);
     aqi_free(ctx, ps->codes);
     aqi_free(ctx, ps->S);
     aqi_free(ctx, ps->loss);
@@ -435,6 +453,12 @@ static int setup_pass(aqi_beam_pass *ps, int64_t n_j, int32_t **scratch)
         ps->CT = alloc_array(ctx, (size_t)ps->M * (size_t)ps->D * (size_t)ps->Kpad, sizeof(float), &st);
         ps->HT = alloc_array(ctx, ht_floats, sizeof(float), &st);
         ps->tables = alloc_array(ctx, (size_t)ps->batch_max * (size_t)ps->M * (size_t)ps->Kpad, sizeof(float), &st);
+        /* H_jj c_k per step of a batch, (batch_max·M)·K·D floats, kept up to 4 MiB (2x8 g8: 256 KiB);
+         * AQI_BEAM_SELECT_TILES (tests) computes every state's instead */
+        if (ps->Kpad <= AQI_BEAM_K_TILE && cfg->select != AQI_BEAM_SELECT_TILES
+            && (int64_t)ps->D * ps->K * ps->batch_max * ps->M <= ((int64_t)1 << 20))
+            ps->hc_tables = alloc_array(ctx, (size_t)ps->batch_max * (size_t)ps->M * (size_t)ps->K * (size_t)ps->D,
+                                        sizeof(float), &st);
         ps->codes = alloc_array(ctx, code_count, sizeof(uint16_t), &st);
         ps->S = alloc_array(ctx, s_floats, sizeof(float), &st);
         ps->loss = alloc_array(ctx, R * W, sizeof(double), &st);
@@ -489,6 +513,8 @@ static int run_block(aqi_beam_pass *ps)
         if (!st)
             st = aqi_parallel_for(ctx, (ps->s1 - ps->s0) * ((ps->Kpad + TABLE_CHUNK - 1) / TABLE_CHUNK),
                                   table_range, ps);
+        if (!st && ps->hc_tables)
+            st = aqi_parallel_for(ctx, ps->s1 - ps->s0, hc_table_range, ps);
         if (!st && ps->nn)
             st = aqi_parallel_for(ctx, ps->s1 - ps->s0, nn_range, ps);
         if (!st)

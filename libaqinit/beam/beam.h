@@ -30,7 +30,8 @@ typedef struct aqi_beam_config {
     int64_t block_groups;  /* 0: automatic; > 0: at most this many output groups per block (tests) */
     int32_t nn;            /* AQI_BEAM_NN_AUTO, _OFF (scan all K) or _ON (trees whenever D <= 16) */
     int64_t *nn_counts;    /* NULL, or [2] += states queried by trees, codewords they scored */
-    int32_t select;        /* AQI_BEAM_SELECT_AUTO, or _TILES: the per-tile selection at any K (tests) */
+    int32_t select;        /* AQI_BEAM_SELECT_AUTO, or _TILES: the per-tile selection and per-state
+                            * H_jj c_a at any K (tests: the path of K > AQI_BEAM_K_TILE) */
 } aqi_beam_config;
 
 /* One beam-search pass over the codes of @p q (codebooks and scales fixed). @p loss_before and

@@ -23,6 +23,8 @@
 #endif
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(AQI_NO_VECTORS)
+#  include <immintrin.h> /* comparison masks straight to a register (filter_tile) */
+#  define AQI_X86_MASKS 1
 #  pragma GCC push_options
 #  pragma GCC target("arch=x86-64-v4")
 #  define VW 16

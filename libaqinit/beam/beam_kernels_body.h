@@ -260,7 +260,21 @@ static void KN(lane_min_tile)(const float *v, int64_t n, float *lv, int32_t *li)
 static int32_t KN(filter_tile)(const float *v, int64_t n, float bound, int32_t *idx)
 {
     int32_t count = 0;
-#if VW
+#if VW == 16 && defined(AQI_X86_MASKS)
+    const __m512 b = _mm512_set1_ps(bound);
+    for (int64_t k = 0; k < n; k += AQI_SCORE_LANES)
+        for (uint32_t bits = (uint32_t)_mm512_cmp_ps_mask(_mm512_loadu_ps(v + k), b, _CMP_LE_OQ); bits;
+             bits &= bits - 1)
+            idx[count++] = (int32_t)k + __builtin_ctz(bits);
+#elif VW == 8 && defined(AQI_X86_MASKS)
+    const __m256 b = _mm256_set1_ps(bound);
+    for (int64_t k = 0; k < n; k += AQI_SCORE_LANES) {
+        uint32_t bits = (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(v + k), b, _CMP_LE_OQ))
+                        | (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(v + k + 8), b, _CMP_LE_OQ)) << 8;
+        for (; bits; bits &= bits - 1)
+            idx[count++] = (int32_t)k + __builtin_ctz(bits);
+    }
+#elif VW
     VI bit;
     for (int l = 0; l < VW; l++)
         bit[l] = 1 << l;

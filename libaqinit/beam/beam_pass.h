@@ -64,6 +64,8 @@ typedef struct aqi_beam_pass {
     int64_t batch_max;        /* input groups per batch */
     float *HT;                /* [ncols][ldb] H[:, J_batch]: column i·g + e is input j_i·g + e */
     float *tables;            /* [batch_max·M][Kpad] t_k of each step of the batch, +inf on the padding */
+    float *hc_tables;         /* [batch_max·M][K][D] H_jj c_k of each step (aqi_beam_hc), or NULL:
+                               * kept when K fits one score tile, where states outnumber codewords */
     aqi_beam_nn *nn;          /* [batch_max·M] trees of the steps of the batch, or NULL: scan (beam_nn.c) */
     /* the current block of output groups [p0, p0 + R) */
     int64_t p0, R, R_max;
@@ -88,6 +90,24 @@ static inline uint16_t *aqi_beam_codes(const aqi_beam_pass *ps, int64_t p, int32
 static inline float *aqi_beam_S(const aqi_beam_pass *ps, int64_t p, int32_t slot)
 {
     return ps->S + ((size_t)p * (size_t)ps->width + (size_t)slot) * (size_t)ps->go * (size_t)ps->ldb;
+}
+
+/* hc = H_jj c per tile row r < go (c is a codeword, g_o × g; H symmetric, so column e of H_jj,
+ * leading dimension ldb, is its row e), summed over e in increasing order from 0: the term
+ * −2 H_jj c_a of ũ in (B2). One function for the per-step tables and the per-state fallback, so
+ * both give the same bits. */
+static inline void aqi_beam_hc(const float *c, const float *Hjj, int64_t ldb, int32_t go, int32_t g, float *hc)
+{
+    for (int32_t r = 0; r < go; r++) {
+        float *h_r = hc + r * g;
+        for (int32_t d = 0; d < g; d++)
+            h_r[d] = 0.0f;
+        for (int32_t e = 0; e < g; e++) {
+            const float ce = c[r * g + e], *h = Hjj + (size_t)e * (size_t)ldb;
+            for (int32_t d = 0; d < g; d++)
+                h_r[d] += ce * h[d];
+        }
+    }
 }
 
 /* Keep the best `width` (score, k) of one state; key (score, changed, k) as cand_less. */

@@ -162,6 +162,8 @@ static int32_t fill_u(aqi_beam_pass *ps, aqi_beam_ws *ws, int64_t sb, int64_t se
     const int64_t pos = (int64_t)step->j * ps->M + step->m;
     const int32_t col = (int32_t)((step_index - ps->s0) / ps->M) * g;
     const float *Hjj = ps->HT + (size_t)step->j * (size_t)g * (size_t)ldb + (size_t)col; /* ld ldb */
+    const float *hc_table = ps->hc_tables ? ps->hc_tables + (size_t)(step_index - ps->s0) * (size_t)ps->K * (size_t)D
+                                          : NULL;
     int32_t rows = 0;
     for (int64_t p = sb; p < se; p++) {
         float s = ps->q->scales[ps->p0 + p];
@@ -170,17 +172,13 @@ static int32_t fill_u(aqi_beam_pass *ps, aqi_beam_ws *ws, int64_t sb, int64_t se
         for (int32_t b = 0; b < ps->n_states[p]; b++, rows++) {
             int32_t sl = ps->slot[p * W + b];
             const float *Ss = aqi_beam_S(ps, p, sl) + col;
-            const float *ca = aqi_codeword(ps->q, step->m, aqi_beam_codes(ps, p, sl)[pos]);
-            float *u = ws->U + rows * D, *hc = ws->hc;
-            /* hc = H_jj c_a per tile row (H symmetric: column e of H_jj is its row e) */
-            for (int32_t d = 0; d < D; d++)
-                hc[d] = 0.0f;
-            for (int32_t r = 0; r < go; r++)
-                for (int32_t e = 0; e < g; e++) {
-                    const float ce = ca[r * g + e], *h = Hjj + (size_t)e * (size_t)ldb;
-                    for (int32_t d = 0; d < g; d++)
-                        hc[r * g + d] += ce * h[d];
-                }
+            const int32_t a = aqi_beam_codes(ps, p, sl)[pos];
+            float *u = ws->U + rows * D;
+            const float *hc = ws->hc;
+            if (hc_table)
+                hc = hc_table + (size_t)a * (size_t)D;
+            else
+                aqi_beam_hc(aqi_codeword(ps->q, step->m, (uint32_t)a), Hjj, ldb, go, g, ws->hc);
             for (int32_t r = 0; r < go; r++)
                 for (int32_t d = 0; d < g; d++)
                     u[r * g + d] = -2.0f / s * Ss[(size_t)r * (size_t)ldb + (size_t)d] - 2.0f * hc[r * g + d];
