@@ -71,6 +71,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,6 +130,39 @@ typedef struct bench_config {
 } bench_config;
 
 /* ------------------------------------------------------------------------------------------ */
+/* The library's live bytes: a counting allocator for the context (a 16-byte size header per
+ * block), so that each stage reports the peak of what the library holds — its handles (H,
+ * quant) and its working memory — apart from the process's resident memory, which also counts
+ * freed memory the C library keeps. */
+
+static _Atomic size_t lib_live, lib_peak;
+
+static void *count_alloc(size_t size, void *userdata)
+{
+    (void)userdata;
+    if (size > SIZE_MAX - 16)
+        return NULL;
+    unsigned char *p = malloc(size + 16);
+    if (!p)
+        return NULL;
+    memcpy(p, &size, sizeof size);
+    size_t live = atomic_fetch_add(&lib_live, size) + size, peak = atomic_load(&lib_peak);
+    while (live > peak && !atomic_compare_exchange_weak(&lib_peak, &peak, live))
+        ;
+    return p + 16;
+}
+
+static void count_free(void *ptr, void *userdata)
+{
+    unsigned char *p = (unsigned char *)ptr - 16;
+    size_t size;
+    (void)userdata;
+    memcpy(&size, p, sizeof size);
+    atomic_fetch_sub(&lib_live, size);
+    free(p);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Stages and results */
 
 enum { ST_HESSIAN, ST_INIT, ST_UPDATE, ST_BEAM, ST_OPTIMIZE, N_STAGES };
@@ -141,6 +175,7 @@ static const int model_stages[] = {ST_HESSIAN, ST_INIT, ST_OPTIMIZE};
 typedef struct stage_result {
     double seconds, error, flops; /* error, flops: NAN when the stage has none */
     double peak_kib;              /* peak resident memory during the stage (VmHWM), NAN if unknown */
+    double lib_peak_bytes;        /* peak of the library's live allocations during the stage */
 } stage_result;
 
 /* What one shape's run reports; in model-shape mode sent from the child through a pipe. */
@@ -377,7 +412,8 @@ static void layer_open(layer_run *lr, const bench_config *cfg, int64_t rows, int
     lr->rows = rows;
     lr->cols = cols;
     lr->samples = cfg->samples > 0 ? cfg->samples : 2 * cols;
-    check(aq_context_create(&lr->ctx), NULL, "context");
+    const aq_allocator counting = {count_alloc, count_free, NULL};
+    check(aq_context_create_with_allocator(&lr->ctx, &counting), NULL, "context");
     aq_context *ctx = lr->ctx;
     check(aq_context_set_threads(ctx, cfg->threads), ctx, "threads");
     check(aq_context_set_seed(ctx, (uint64_t)cfg->seed), ctx, "seed");
@@ -441,7 +477,7 @@ static int call_stage(layer_run *lr, int stage)
 /* Run one stage: seconds, relative output error after it, nominal flops. */
 static stage_result run_stage(layer_run *lr, int stage, shape_result *r)
 {
-    stage_result s = {0.0, NAN, NAN, NAN};
+    stage_result s = {0.0, NAN, NAN, NAN, NAN};
     if (stage == ST_HESSIAN) {
         s.seconds = time_hessian(lr->ctx, lr->cols, lr->samples, (uint64_t)lr->cfg->seed);
         s.flops = (double)lr->samples * (double)lr->cols * (double)lr->cols;
@@ -516,7 +552,9 @@ static void run_shape(const bench_config *cfg, int64_t rows, int64_t cols, const
     for (int i = 0; i < n_stages; i++) {
         /* the high-water mark restarts at each library stage, so each reports its own peak */
         int peak_reset = stages[i] != ST_HESSIAN && reset_peak_rss();
+        atomic_store(&lib_peak, atomic_load(&lib_live));
         r->stage[stages[i]] = run_stage(&lr, stages[i], r);
+        r->stage[stages[i]].lib_peak_bytes = (double)atomic_load(&lib_peak);
         r->ran[stages[i]] = 1;
         if (peak_reset) {
             double kib = peak_rss_kib();
@@ -703,8 +741,8 @@ static void print_single_text(const bench_config *cfg, const shape_result *r, do
            aq_version_string(), (long long)r->rows, (long long)r->cols, cfg->format, method_name(cfg),
            seeding_name(cfg), cfg->beam, cfg->epochs, (long long)r->samples, r->threads, cfg->seed);
     printf("  (synthetic layer generated in %.2f s, not counted)\n", r->gen_seconds);
-    printf("  %-18s %10s %7s %14s %9s %6s %9s\n", "stage", "seconds", "share", "rel. out. err", "GFLOP/s", "ratio",
-           "peak MiB");
+    printf("  %-18s %10s %7s %14s %9s %6s %9s %9s\n", "stage", "seconds", "share", "rel. out. err", "GFLOP/s", "ratio",
+           "peak MiB", "lib MiB");
     for (int i = 0; i < N_SINGLE_STAGES; i++) {
         const stage_result *s = &r->stage[single_stages[i]];
         double gf = stage_gflops(s);
@@ -713,6 +751,7 @@ static void print_single_text(const bench_config *cfg, const shape_result *r, do
         print_number_or_dash(9, 1, gf);
         print_number_or_dash(6, 2, gf / r->sgemm_gflops);
         print_number_or_dash(9, 1, s->peak_kib / 1024.0);
+        print_number_or_dash(9, 1, s->lib_peak_bytes / 1048576.0);
         printf("\n");
     }
     printf("  %-18s %10.3f\n", "total", total);
@@ -743,6 +782,8 @@ static void json_stage(const shape_result *r, int stage, int first, double share
     json_number("ratio_to_sgemm", gf / r->sgemm_gflops);
     printf(", ");
     json_number("peak_rss_mib", s->peak_kib / 1024.0);
+    printf(", ");
+    json_number("library_peak_mib", s->lib_peak_bytes / 1048576.0);
     printf("}");
 }
 

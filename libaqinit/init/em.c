@@ -17,6 +17,7 @@
 #include "init/em.h"
 
 #define AQI_EM_OBJECTIVE_BLOCK 4096 /* points per partial sum of the objective */
+#define AQI_EM_PROPOSAL_CHUNK 4096  /* points per committed batch of Euclidean proposals */
 #define AQI_PI 3.14159265358979323846
 
 static int is_mahalanobis(const aqi_em_metric *m)
@@ -66,6 +67,18 @@ static double point_distance(const aqi_em_metric *m, int64_t i, const float *r, 
 
 /* ---------------------------------------------------------------- work buffers */
 
+/* Clusters whose statistics a worker holds at once: its share of K, at most MSTEP_BYTES of
+ * them (at 1x16 g8 the Mahalanobis statistics are 65,536 × 73 doubles, 37 MiB). A worker's range
+ * is taken in chunks of this size, each from one more read of the codes. */
+#define MSTEP_BYTES ((int64_t)4 << 20)
+static int64_t mstep_chunk(const aqi_em_metric *metric, int64_t K, int n_workers)
+{
+    const int64_t per_cluster = 1 + metric->D + (is_mahalanobis(metric) ? metric->g * metric->g : 0);
+    int64_t share = (K + n_workers - 1) / n_workers, cap = MSTEP_BYTES / (per_cluster * (int64_t)sizeof(double));
+    cap = cap < 1 ? 1 : cap;
+    return share < cap ? share : cap;
+}
+
 int aqi_em_work_init(aqi_em_work *w, aq_context *ctx, const aqi_em_metric *metric, int64_t K)
 {
     const int64_t N = metric->n_points, D = metric->D;
@@ -79,16 +92,19 @@ int aqi_em_work_init(aqi_em_work *w, aq_context *ctx, const aqi_em_metric *metri
     w->Kp = aqi_assign_padded_k(K);
     w->n_workers = aqi_num_workers(ctx);
     n_tasks = metric->n_groups > w->n_workers ? metric->n_groups : w->n_workers;
+    /* proposals are committed per group (Mahalanobis) or per chunk of points (Euclidean), so a
+     * worker needs room for the larger of the two, not N */
+    w->proposal_stride = N / metric->n_groups > AQI_EM_PROPOSAL_CHUNK ? N / metric->n_groups : AQI_EM_PROPOSAL_CHUNK;
     /* M-step chunk: weight, Y (D) and A (g×g, Mahalanobis) per cluster; then A for the
      * Euclidean metric, L (g×g), X (D), the Adam state (3D) and a float candidate (≤ D). */
-    w->mstep_max_clusters = (K + w->n_workers - 1) / w->n_workers;
+    w->mstep_max_clusters = mstep_chunk(metric, K, w->n_workers);
     w->mstep_stride = w->mstep_max_clusters * (1 + D + (is_mahalanobis(metric) ? metric->g * metric->g : 0))
                       + 2 * metric->g * metric->g + 5 * D;
     if ((is_mahalanobis(metric)
          && aqi_bytes(ctx, &bytes_q, (int64_t)w->n_workers * (N / metric->n_groups) * D, sizeof(float), "queries"))
         || aqi_bytes(ctx, &bytes_ct, D * w->Kp, sizeof(float), "centroids")
         || aqi_bytes(ctx, &bytes_tables, (int64_t)w->n_workers * w->Kp, sizeof(float), "tables")
-        || aqi_bytes(ctx, &bytes_codes, N, sizeof(int32_t), "codes")
+        || aqi_bytes(ctx, &bytes_codes, (int64_t)w->n_workers * w->proposal_stride, sizeof(int32_t), "proposals")
         || aqi_bytes(ctx, &bytes_changed, n_tasks, sizeof(int64_t), "counters")
         || aqi_bytes(ctx, &bytes_partials, n_blocks, sizeof(double), "partial sums")
         || aqi_bytes(ctx, &bytes_mstep, w->mstep_stride * w->n_workers, sizeof(double), "M-step scratch"))
@@ -117,7 +133,7 @@ void aqi_em_work_resize(aqi_em_work *w, int64_t K)
 {
     w->K = K;
     w->Kp = aqi_assign_padded_k(K);
-    w->mstep_max_clusters = (K + w->n_workers - 1) / w->n_workers;
+    w->mstep_max_clusters = mstep_chunk(w->metric, K, w->n_workers); /* <= the allocated one: K only shrinks back */
     w->bounds_valid = w->prev_valid = 0;
 }
 
@@ -269,9 +285,12 @@ static int estep_points_range(void *arg, int64_t begin, int64_t end, int worker)
     const int64_t D = w->metric->D;
     if (worker >= w->n_workers)
         return aqi_fail(w->ctx, AQ_ERR_INTERNAL, "E-step: the thread count changed during the call");
-    aqi_assign_argmin(job->R + begin * D, end - begin, D, w->CT, w->tables, D, w->Kp,
-                      w->codes_new + begin, 1, NULL);
-    w->changed[worker] += commit_codes(job, w->codes_new + begin, begin, end - begin, 1);
+    int32_t *proposals = w->codes_new + (int64_t)worker * w->proposal_stride;
+    for (int64_t b = begin; b < end; b += AQI_EM_PROPOSAL_CHUNK) {
+        const int64_t n = end - b < AQI_EM_PROPOSAL_CHUNK ? end - b : AQI_EM_PROPOSAL_CHUNK;
+        aqi_assign_argmin(job->R + b * D, n, D, w->CT, w->tables, D, w->Kp, proposals, 1, NULL);
+        w->changed[worker] += commit_codes(job, proposals, b, n, 1);
+    }
     return AQ_OK;
 }
 
@@ -289,12 +308,12 @@ static int estep_groups_range(void *arg, int64_t begin, int64_t end, int worker)
     if (worker >= w->n_workers)
         return aqi_fail(w->ctx, AQ_ERR_INTERNAL, "E-step: the thread count changed during the call");
     float *Q = w->Q + (int64_t)worker * P * m->D;
+    int32_t *proposals = w->codes_new + (int64_t)worker * w->proposal_stride;
     for (int64_t j = begin; j < end; j++) {
         score_table(w, group_block(m, j), job->C, table);
         group_queries(m, job->R, j, Q);
-        aqi_assign_argmin(Q, P, m->D, w->CT, table, m->D, w->Kp, w->codes_new + j * P, 1,
-                          NULL);
-        w->changed[j] = commit_codes(job, w->codes_new + j * P, j, P, J);
+        aqi_assign_argmin(Q, P, m->D, w->CT, table, m->D, w->Kp, proposals, 1, NULL);
+        w->changed[j] = commit_codes(job, proposals, j, P, J);
     }
     return AQ_OK;
 }
@@ -453,36 +472,40 @@ static int mstep_range(void *arg, int64_t k0, int64_t k1, int worker)
     const em_job *job = arg;
     const aqi_em_work *w = job->w;
     const aqi_em_metric *m = w->metric;
-    const int64_t g = m->g, D = m->D, n = k1 - k0;
-    if (worker >= w->n_workers || n > w->mstep_max_clusters)
+    const int64_t g = m->g, D = m->D, n = w->mstep_max_clusters;
+    if (worker >= w->n_workers)
         return aqi_fail(w->ctx, AQ_ERR_INTERNAL, "M-step: the thread count changed during the call");
     double *stats = w->mstep + (int64_t)worker * w->mstep_stride;
     double *weight = stats, *Y = weight + n, *A_all = is_mahalanobis(m) ? Y + n * D : NULL;
     double *A_unit = Y + n * D + (A_all ? n * g * g : 0), *L = A_unit + g * g, *X = L + g * g, *state = X + D;
     float *cand = (float *)(state + 3 * D);
-    cluster_statistics(w, job->R, job->codes, k0, k1, weight, A_all, Y);
-    for (int64_t k = k0; k < k1; k++) {
-        float *c = job->C_out + k * D;
-        const double *y = Y + (k - k0) * D, *A;
-        if (weight[k - k0] == 0.0)
-            continue; /* empty cluster keeps its centroid */
-        if (A_all) {
-            A = A_all + (k - k0) * g * g;
-        } else { /* Euclidean: A = W_k·I */
-            memset(A_unit, 0, sizeof(double) * (size_t)(g * g));
-            for (int64_t a = 0; a < g; a++)
-                A_unit[a * g + a] = weight[k - k0];
-            A = A_unit;
+    /* chunks of at most n clusters; a cluster's sums run over the points in order either way */
+    for (int64_t c0 = k0; c0 < k1; c0 += n) {
+        const int64_t c1 = k1 - c0 < n ? k1 : c0 + n;
+        cluster_statistics(w, job->R, job->codes, c0, c1, weight, A_all, Y);
+        for (int64_t k = c0; k < c1; k++) {
+            float *c = job->C_out + k * D;
+            const double *y = Y + (k - c0) * D, *A;
+            if (weight[k - c0] == 0.0)
+                continue; /* empty cluster keeps its centroid */
+            if (A_all) {
+                A = A_all + (k - c0) * g * g;
+            } else { /* Euclidean: A = W_k·I */
+                memset(A_unit, 0, sizeof(double) * (size_t)(g * g));
+                for (int64_t a = 0; a < g; a++)
+                    A_unit[a * g + a] = weight[k - c0];
+                A = A_unit;
+            }
+            if (job->params->adam_mstep) {
+                adam_centroid(m, job->params, A, y, state, c);
+                continue;
+            }
+            if (!solve_centroid(m, A, y, L, X, cand))
+                continue;
+            /* Keep the old centroid unless the rounded solution is at least as good. */
+            if (cluster_cost(A, y, cand, m->go, g) <= cluster_cost(A, y, c, m->go, g))
+                memcpy(c, cand, sizeof(float) * (size_t)D);
         }
-        if (job->params->adam_mstep) {
-            adam_centroid(m, job->params, A, y, state, c);
-            continue;
-        }
-        if (!solve_centroid(m, A, y, L, X, cand))
-            continue;
-        /* Keep the old centroid unless the rounded solution is at least as good. */
-        if (cluster_cost(A, y, cand, m->go, g) <= cluster_cost(A, y, c, m->go, g))
-            memcpy(c, cand, sizeof(float) * (size_t)D);
     }
     return AQ_OK;
 }

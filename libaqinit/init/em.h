@@ -37,7 +37,8 @@ typedef struct aqi_em_work {
     float *Q;        /* per worker P × D: H̃_j r_i of one group's points (Mahalanobis); NULL for Euclidean */
     float *CT;       /* D × Kp transposed centroids */
     float *tables;   /* per worker: Kp scores t_k */
-    int32_t *codes_new; /* N proposals of the E-step (borrowed: owned by another work) */
+    int32_t *codes_new; /* per worker proposal_stride proposals of the E-step (borrowed: owned by another work) */
+    int64_t proposal_stride; /* max(points of a group, AQI_EM_PROPOSAL_CHUNK) */
     int borrowed_proposals;
     int64_t *changed; /* per E-step task */
     double *partials; /* per objective block */

@@ -147,6 +147,17 @@ static void load_codes(init_state *s, int m)
         s->codes[i] = (int32_t)aqi_code_get(s->out, i / J, i % J, m);
 }
 
+/* R ← R + sign · C[the codes of stage m held in the output quant]. */
+static void add_stage_codewords(init_state *s, const float *C, int m, float sign)
+{
+    const int64_t D = (int64_t)s->out->go * s->out->g, J = s->out->n_in_groups, N = s->out->n_out_groups * J;
+    for (int64_t i = 0; i < N; i++) {
+        const float *c = C + (int64_t)aqi_code_get(s->out, i / J, i % J, m) * D;
+        for (int64_t a = 0; a < D; a++)
+            s->R[i * D + a] += sign * c[a];
+    }
+}
+
 /* ---------------------------------------------------------------- stages */
 
 static aqi_em_params kmeans_params(const init_state *s, int m)
@@ -207,32 +218,31 @@ static int seed_product(init_state *s, int m, float *C)
     const int64_t Ka = (int64_t)1 << ((B + 1) / 2), Kb = (int64_t)1 << (B / 2);
     const int64_t D = (int64_t)q->go * q->g, N = q->n_out_groups * q->n_in_groups;
     float *Ca = aqi_alloc(s->ctx, sizeof(float) * (size_t)((Ka + Kb) * D));
-    int32_t *codes_a = Ca ? aqi_alloc(s->ctx, sizeof(int32_t) * (size_t)N) : NULL;
-    int st = aqi_comm_agree(s->ctx, "aq_init", codes_a ? AQ_OK : AQ_ERR_NOMEM);
-    float *Cb = Ca + Ka * D;
+    int st = aqi_comm_agree(s->ctx, "aq_init", Ca ? AQ_OK : AQ_ERR_NOMEM);
+    float *Cb = Ca ? Ca + Ka * D : NULL;
     const uint64_t stream = (uint64_t)m << 32;
     for (int half = 0; half < 2 && st == AQ_OK; half++) {
         aqi_em_work_resize(&s->work_euclid, half ? Kb : Ka);
         aqi_em_work_resize(&s->work_mahalanobis, half ? Kb : Ka);
         st = fit_codebook(s, m, stream | (uint64_t)(half + 1), half ? Cb : Ca);
-        if (st == AQ_OK && !half) {
-            memcpy(codes_a, s->codes, sizeof(int32_t) * (size_t)N);
-            add_codewords(s, Ca, codes_a, -1.0f);
+        if (st == AQ_OK && !half) { /* the first stage's codes wait in the quant's slot m */
+            store_codes(s, m);
+            add_stage_codewords(s, Ca, m, -1.0f);
         }
     }
     aqi_em_work_resize(&s->work_euclid, q->K);
     aqi_em_work_resize(&s->work_mahalanobis, q->K);
-    if (codes_a && st == AQ_OK) {
-        add_codewords(s, Ca, codes_a, 1.0f);
+    if (st == AQ_OK) {
+        const int64_t J = q->n_in_groups;
+        add_stage_codewords(s, Ca, m, 1.0f);
         for (int64_t ka = 0; ka < Ka; ka++)
             for (int64_t kb = 0; kb < Kb; kb++)
                 for (int64_t a = 0; a < D; a++)
                     C[(ka * Kb + kb) * D + a] = Ca[ka * D + a] + Cb[kb * D + a];
         for (int64_t i = 0; i < N; i++)
-            s->codes[i] = (int32_t)(codes_a[i] * Kb + s->codes[i]);
+            s->codes[i] = (int32_t)((int64_t)aqi_code_get(q, i / J, i % J, m) * Kb + s->codes[i]);
     }
     aqi_free(s->ctx, Ca);
-    aqi_free(s->ctx, codes_a);
     return st;
 }
 
