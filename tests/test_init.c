@@ -288,6 +288,70 @@ START_TEST(exact_mstep_equals_normal_equations)
 }
 END_TEST
 
+/* At large K a worker takes its clusters in chunks (em.c, mstep_chunk: 4 MiB of statistics,
+ * 32,768 clusters of a g = 3, g_o = 2 toy): 70,000 clusters with 1 and 2 threads, so that the
+ * chunk boundaries differ, against the normal equations built in one pass over the points; both
+ * runs give the same bits. */
+START_TEST(chunked_mstep_equals_normal_equations)
+{
+    const int64_t P = 4000, J = 20, go = 2, g = 3, K = 70000, D = go * g, N = P * J;
+    toy t = toy_make(P, J, go, g, K, 1, 11);
+    double *A = calloc((size_t)(K * g * g), sizeof(double)), *Y = calloc((size_t)(K * D), sizeof(double));
+    float *C_before = malloc(sizeof(float) * (size_t)(K * D)), *C_one = malloc(sizeof(float) * (size_t)(K * D));
+    int64_t *count = calloc((size_t)K, sizeof(int64_t));
+    aqi_em_params params = {1, 0.0, 0, 0, 0.0, "test", 0, 1};
+    memcpy(C_before, t.C, sizeof(float) * (size_t)(K * D));
+    for (int threads = 1; threads <= 2; threads++) {
+        aq_context *ctx = tu_context(threads, 1);
+        aqi_em_work w;
+        memcpy(t.C, C_before, sizeof(float) * (size_t)(K * D));
+        ck_assert_int_eq(aqi_em_work_init(&w, ctx, &t.metric, K), AQ_OK);
+        ck_assert_int_eq(aqi_em_mstep(&w, &params, t.R, t.C, t.codes), AQ_OK);
+        aqi_em_work_free(&w);
+        aq_context_free(ctx);
+        if (threads == 1)
+            memcpy(C_one, t.C, sizeof(float) * (size_t)(K * D));
+        else
+            ck_assert_mem_eq(C_one, t.C, sizeof(float) * (size_t)(K * D));
+    }
+    for (int64_t i = 0; i < N; i++) {
+        const int64_t k = t.codes[i];
+        const double *H = t.blocks + (i % J) * g * g, wt = t.weights[i / J];
+        count[k]++;
+        for (int64_t e = 0; e < g * g; e++)
+            A[k * g * g + e] += wt * H[e];
+        for (int64_t r = 0; r < go; r++)
+            for (int64_t a = 0; a < g; a++)
+                for (int64_t b = 0; b < g; b++)
+                    Y[k * D + r * g + a] += wt * H[a * g + b] * t.R[i * D + r * g + b];
+    }
+    int64_t n_moved = 0;
+    for (int64_t k = 0; k < K; k++) {
+        if (count[k] == 0) {
+            ck_assert_mem_eq(t.C + k * D, C_before + k * D, sizeof(float) * (size_t)D);
+            continue;
+        }
+        n_moved++;
+        for (int64_t r = 0; r < go; r++) {
+            double Ac[9], y[3];
+            memcpy(Ac, A + k * g * g, sizeof Ac);
+            memcpy(y, Y + k * D + r * g, sizeof y);
+            naive_solve(Ac, y, g);
+            for (int64_t a = 0; a < g; a++)
+                ck_assert_msg(fabs(t.C[k * D + r * g + a] - y[a]) <= 1e-4 * (fabs(y[a]) + 1e-2),
+                              "cluster %lld: %g vs %g", (long long)k, t.C[k * D + r * g + a], y[a]);
+        }
+    }
+    ck_assert_int_gt(n_moved, K / 2);
+    toy_free(&t);
+    free(A);
+    free(Y);
+    free(C_before);
+    free(C_one);
+    free(count);
+}
+END_TEST
+
 /* The Adam M-step against a naive Adam on the whole codebook with the gradient taken point by
  * point: ∇_{c_k} L = (2/N) Σ_{i∈k} w_i H_j (c_k − r_i). */
 START_TEST(adam_mstep_equals_naive_adam)
@@ -1012,6 +1076,7 @@ static Suite *init_suite(void)
     tcase_add_test(tc, estep_equals_brute_force);
     tcase_add_test(tc, bounded_estep_equals_full_scans);
     tcase_add_test(tc, exact_mstep_equals_normal_equations);
+    tcase_add_test(tc, chunked_mstep_equals_normal_equations);
     tcase_add_test(tc, adam_mstep_equals_naive_adam);
     tcase_add_test(tc, rounds_never_increase_the_stage_objective);
     tcase_add_test(tc, reported_objective_matches_naive);
