@@ -114,7 +114,7 @@ static void free_quant(aq_quant *q)
 static double time_pass(const aqi_layer *L, aq_quant *q, int width, int64_t n_j, double *before,
                         double *after)
 {
-    aqi_beam_config cfg = {width, 0, 0, n_j, 0, NULL, NULL, 0, AQI_BEAM_NN_AUTO, NULL, AQI_BEAM_SELECT_AUTO};
+    aqi_beam_config cfg = {width, 0, 0, n_j, 0, NULL, NULL, 0, AQI_BEAM_NN_AUTO, NULL, AQI_BEAM_SELECT_AUTO, 0};
     double t0 = now_seconds();
     if (aqi_opt_beam_pass(L, q, &cfg, before, after)) {
         fprintf(stderr, "pass failed: %s\n", aq_context_last_error(L->ctx));

@@ -320,7 +320,7 @@ static pass_result pass_at_level(int level, const char *fmt, int width, int trac
     aq_quant *shadow = NULL;
     ck_assert_int_eq(aq_quant_clone(&shadow, pb.q), AQ_OK);
     tc.q = shadow;
-    aqi_beam_config cfg = {width, 1, 4, 0, 0, trace ? check_trace : NULL, &tc, 0, AQI_BEAM_NN_AUTO, NULL, AQI_BEAM_SELECT_AUTO};
+    aqi_beam_config cfg = {width, 1, 4, 0, 0, trace ? check_trace : NULL, &tc, 0, AQI_BEAM_NN_AUTO, NULL, AQI_BEAM_SELECT_AUTO, 0};
     pass_result res;
     double before;
     aqi_kernel_level(level);
@@ -455,7 +455,7 @@ START_TEST(incremental_scores_match_recomputation)
             aq_quant *shadow = NULL;
             ck_assert_int_eq(aq_quant_clone(&shadow, pb.q), AQ_OK);
             tc.q = shadow; /* codebooks and scales as in pb.q; codes rebuilt from the trace */
-            aqi_beam_config cfg = {1, pass % 2, 7, 0, pass, check_trace, &tc, 0, AQI_BEAM_NN_AUTO, NULL, AQI_BEAM_SELECT_AUTO};
+            aqi_beam_config cfg = {1, pass % 2, 7, 0, pass, check_trace, &tc, 0, AQI_BEAM_NN_AUTO, NULL, AQI_BEAM_SELECT_AUTO, 0};
             double before, after;
             ck_assert_int_eq(aqi_opt_beam_pass(&L, pb.q, &cfg, &before, &after), AQ_OK);
             ck_assert_int_eq(tc.n_calls, pb.q->n_out_groups * pb.q->n_in_groups * pb.q->M);
@@ -481,7 +481,7 @@ START_TEST(tracked_loss_of_beam_states_is_exact)
             for (int window = 0; window < 3; window++) {
                 problem pb = make_problem(fmts[f], 6, 24, 150 + f, 2);
                 aqi_layer L = layer_of(&pb);
-                aqi_beam_config cfg = {widths[w], 1, 3, 0, window, NULL, NULL, 0, AQI_BEAM_NN_AUTO, NULL, AQI_BEAM_SELECT_AUTO};
+                aqi_beam_config cfg = {widths[w], 1, 3, 0, window, NULL, NULL, 0, AQI_BEAM_NN_AUTO, NULL, AQI_BEAM_SELECT_AUTO, 0};
                 double before, after;
                 long double truth_before = naive_loss(&pb, pb.q);
                 ck_assert_int_eq(aqi_opt_beam_pass(&L, pb.q, &cfg, &before, &after), AQ_OK);
@@ -637,20 +637,22 @@ static void make_llm_like(problem *pb, uint64_t seed, int degenerate)
 }
 
 /* Three passes with the trees and three with the scan, from the same codes: the same codes and
- * the same tracked loss, bit for bit, after each; returns the trees' counts. */
-static void nn_equals_scan(problem *pb, int width, int64_t block_groups, int threads, int64_t *counts,
-                           const char *what)
+ * the same tracked loss, bit for bit, after each; returns the trees' counts. nn_steps > 0 holds
+ * at most that many trees at once, so a batch's steps run in several rounds. */
+static void nn_equals_scan(problem *pb, int width, int64_t block_groups, int threads, int64_t nn_steps,
+                           int64_t *counts, const char *what)
 {
     aq_quant *scan = NULL, *tree = NULL;
     aqi_layer L = layer_of(pb);
     ck_assert_int_eq(aq_quant_clone(&scan, pb->q), AQ_OK);
     ck_assert_int_eq(aq_quant_clone(&tree, pb->q), AQ_OK);
     for (int pass = 0; pass < 3; pass++) {
-        aqi_beam_config off = {width, 1, 11 + (uint64_t)pass, 0, 0, NULL, NULL, block_groups, AQI_BEAM_NN_OFF, NULL, AQI_BEAM_SELECT_AUTO};
+        aqi_beam_config off = {width, 1, 11 + (uint64_t)pass, 0, 0, NULL, NULL, block_groups, AQI_BEAM_NN_OFF, NULL, AQI_BEAM_SELECT_AUTO, 0};
         aqi_beam_config on = off;
         double after_scan, after_tree;
         on.nn = AQI_BEAM_NN_ON;
         on.nn_counts = counts;
+        on.nn_steps = nn_steps;
         ck_assert_int_eq(aq_context_set_threads(pb->ctx, 2), AQ_OK);
         ck_assert_int_eq(aqi_opt_beam_pass(&L, scan, &off, NULL, &after_scan), AQ_OK);
         ck_assert_int_eq(aq_context_set_threads(pb->ctx, threads), AQ_OK);
@@ -678,7 +680,7 @@ START_TEST(nn_queries_give_the_scans_codes)
                 if (data)
                     make_llm_like(&pb, 1950 + f, 0);
                 snprintf(what, sizeof what, "%s %s", fmts[f], data ? "LLM-like" : "random");
-                nn_equals_scan(&pb, widths[w], w == 2 ? 2 : 0, w == 1 ? 1 : 3, counts, what);
+                nn_equals_scan(&pb, widths[w], w == 2 ? 2 : 0, w == 1 ? 1 : 3, data ? 1 + w : 0, counts, what);
                 ck_assert_msg(counts[0] > 0, "%s: the trees were not used", what);
                 free_problem(&pb);
             }
@@ -696,7 +698,7 @@ START_TEST(nn_degenerate_blocks_and_scales)
         make_llm_like(&pb, 2010, 1);
         pb.q->scales[1] = 0.0f;
         pb.q->scales[2] = 1e-38f;
-        nn_equals_scan(&pb, w ? 8 : 1, 0, 2, counts, "degenerate");
+        nn_equals_scan(&pb, w ? 8 : 1, 0, 2, 3, counts, "degenerate");
         ck_assert_int_gt(counts[0], 0);
         free_problem(&pb);
     }
@@ -726,7 +728,7 @@ START_TEST(one_tile_selection_gives_the_scans_codes)
                 ck_assert_int_eq(aq_quant_clone(&tiles, pb.q), AQ_OK);
                 for (int pass = 0; pass < 3; pass++) {
                     aqi_beam_config fast = {widths[w], 1, 21 + (uint64_t)pass, 0, 0, NULL, NULL, w == 1 ? 3 : 0,
-                                            AQI_BEAM_NN_OFF, NULL, AQI_BEAM_SELECT_AUTO};
+                                            AQI_BEAM_NN_OFF, NULL, AQI_BEAM_SELECT_AUTO, 0};
                     aqi_beam_config slow = fast;
                     double after_fast, after_slow;
                     slow.select = AQI_BEAM_SELECT_TILES;
@@ -752,7 +754,7 @@ START_TEST(nn_width1_equals_naive_coordinate_descent)
     aq_quant *ref = NULL;
     aqi_layer L = layer_of(&pb);
     int64_t counts[2] = {0, 0};
-    aqi_beam_config cfg = {1, 0, 0, 0, 0, NULL, NULL, 0, AQI_BEAM_NN_ON, counts, AQI_BEAM_SELECT_AUTO};
+    aqi_beam_config cfg = {1, 0, 0, 0, 0, NULL, NULL, 0, AQI_BEAM_NN_ON, counts, AQI_BEAM_SELECT_AUTO, 0};
     make_llm_like(&pb, 2101, 0);
     ck_assert_int_eq(aq_quant_clone(&ref, pb.q), AQ_OK);
     for (int pass = 0; pass < 2; pass++) {
@@ -1243,7 +1245,7 @@ START_TEST(pass_independent_of_threads_and_blocks)
                 const int64_t blocks[] = {0, 0, 0, 1, 3};
                 problem pb = make_problem(fmts[f], 12, 24, 1500 + f, threads[variant]);
                 aqi_layer L = layer_of(&pb);
-                aqi_beam_config cfg = {widths[w], 1, 5, 0, 0, NULL, NULL, blocks[variant], AQI_BEAM_NN_AUTO, NULL, AQI_BEAM_SELECT_AUTO};
+                aqi_beam_config cfg = {widths[w], 1, 5, 0, 0, NULL, NULL, blocks[variant], AQI_BEAM_NN_AUTO, NULL, AQI_BEAM_SELECT_AUTO, 0};
                 double before, after;
                 ck_assert_int_eq(aqi_opt_beam_pass(&L, pb.q, &cfg, &before, &after), AQ_OK);
                 if (variant == 0) {
@@ -1274,7 +1276,7 @@ START_TEST(large_K_and_wide_groups)
         for (int blocks = 0; blocks < 2; blocks++) {
             problem pb = make_problem(fmts[f], rows[f], cols[f], 1600 + f, 2);
             aqi_layer L = layer_of(&pb);
-            aqi_beam_config cfg = {widths[f], 1, 9, 0, 0, NULL, NULL, blocks, AQI_BEAM_NN_AUTO, NULL, AQI_BEAM_SELECT_AUTO};
+            aqi_beam_config cfg = {widths[f], 1, 9, 0, 0, NULL, NULL, blocks, AQI_BEAM_NN_AUTO, NULL, AQI_BEAM_SELECT_AUTO, 0};
             double before, after;
             long double truth_before = naive_loss(&pb, pb.q);
             ck_assert_int_eq(aqi_opt_beam_pass(&L, pb.q, &cfg, &before, &after), AQ_OK);

@@ -52,7 +52,7 @@
 #define BATCH_COLS 128   /* input columns per batch: batch groups = BATCH_COLS / g */
 #define STATE_BUDGET ((size_t)32 << 20) /* bytes of beam states (and ΔW) held at once */
 #define TABLE_BUDGET ((size_t)16 << 20) /* bytes of per-step tables t_k held at once */
-#define NN_BUDGET ((size_t)64 << 20)    /* bytes of per-step trees held at once (else scan) */
+#define NN_BUDGET ((size_t)16 << 20)    /* bytes of per-step trees held at once (at least one per worker) */
 
 /* ------------------------------------------------------------------------------------------ */
 /* Per batch: H[:, J_batch] and the tables t_k */
@@ -111,17 +111,19 @@ static int hc_table_range(void *arg, int64_t begin, int64_t end, int worker)
     return 0;
 }
 
-/* The tree of each step of the batch (beam_nn.c), from its H_jj and tables. */
+/* The tree of each step of the round [t0, t1) (beam_nn.c), from its H_jj and tables: item w is
+ * step t0 + w, batch position t0 + w − s0. */
 static int nn_range(void *arg, int64_t begin, int64_t end, int worker)
 {
     aqi_beam_pass *ps = arg;
     if (worker >= ps->n_workers)
         return AQ_ERR_INTERNAL;
     for (int64_t w = begin; w < end; w++) {
-        const aqi_beam_step *st = &ps->steps[ps->s0 + w];
-        const float *Hjj = ps->HT + (size_t)st->j * (size_t)ps->g * (size_t)ps->ldb + (size_t)(w / ps->M) * (size_t)ps->g;
+        const int64_t x = ps->t0 + w - ps->s0;
+        const aqi_beam_step *st = &ps->steps[ps->s0 + x];
+        const float *Hjj = ps->HT + (size_t)st->j * (size_t)ps->g * (size_t)ps->ldb + (size_t)(x / ps->M) * (size_t)ps->g;
         aqi_beam_nn_build(&ps->nn[w], ps->CT + (size_t)st->m * (size_t)ps->D * (size_t)ps->Kpad, ps->Kpad, ps->K, Hjj,
-                          ps->ldb, ps->tables + w * ps->Kpad, ps->ws[worker].nn_y);
+                          ps->ldb, ps->tables + x * ps->Kpad, ps->ws[worker].nn_y);
     }
     return 0;
 }
@@ -217,9 +219,9 @@ static void init_group_S(aqi_beam_pass *ps, aqi_beam_ws *ws, int64_t p, const fl
     }
 }
 
-/* A worker takes its groups a sub-block at a time: ΔW of their first states brought up to
- * date, S = ΔW·H[:, J_batch] for them, S of the other states (B4), then every step of the
- * batch. */
+/* A worker takes its groups a sub-block at a time: in the batch's first round ΔW of their first
+ * states brought up to date, S = ΔW·H[:, J_batch] for them and S of the other states (B4); then
+ * the steps of the round. A group's operations and their order do not depend on the rounds. */
 static int batch_range(void *arg, int64_t begin, int64_t end, int worker)
 {
     aqi_beam_pass *ps = arg;
@@ -230,13 +232,15 @@ static int batch_range(void *arg, int64_t begin, int64_t end, int worker)
     const int64_t nc = ((int64_t)ps->n_batch * ps->g + AQI_SCORE_LANES - 1) / AQI_SCORE_LANES * AQI_SCORE_LANES;
     for (int64_t sb = begin; sb < end; sb += ps->groups_per_sub) {
         int64_t se = sb + ps->groups_per_sub < end ? sb + ps->groups_per_sub : end;
-        for (int64_t p = sb; p < se; p++)
-            sync_residual(ps, p);
-        aqi_product_rows(ps->dW + (size_t)sb * (size_t)ps->go * (size_t)ps->ncols, ps->ncols, (se - sb) * ps->go,
-                         ps->ncols, ps->HT, ps->ldb, nc, ws->S_first, ps->ldb);
-        for (int64_t p = sb; p < se; p++)
-            init_group_S(ps, ws, p, ws->S_first + (size_t)(p - sb) * s_floats);
-        for (int64_t s = ps->s0; s < ps->s1; s++)
+        if (ps->t0 == ps->s0) {
+            for (int64_t p = sb; p < se; p++)
+                sync_residual(ps, p);
+            aqi_product_rows(ps->dW + (size_t)sb * (size_t)ps->go * (size_t)ps->ncols, ps->ncols, (se - sb) * ps->go,
+                             ps->ncols, ps->HT, ps->ldb, nc, ws->S_first, ps->ldb);
+            for (int64_t p = sb; p < se; p++)
+                init_group_S(ps, ws, p, ws->S_first + (size_t)(p - sb) * s_floats);
+        }
+        for (int64_t s = ps->t0; s < ps->t1; s++)
             aqi_beam_run_step(ps, ws, sb, se, s);
     }
     return 0;
@@ -310,7 +314,7 @@ static void free_pass(aqi_beam_pass *ps, int32_t *scratch)
             aqi_free(ctx, ws->nn_tile);
         }
     if (ps->nn)
-        for (int64_t i = 0; i < ps->batch_max * ps->M; i++)
+        for (int64_t i = 0; i < ps->n_nn; i++)
             aqi_beam_nn_free(ctx, &ps->nn[i]);
     aqi_free(ctx, ps->nn);
     aqi_free(ctx, ps->ws);
@@ -396,8 +400,8 @@ static void transpose_codebooks(aqi_beam_pass *ps)
 }
 
 /* Whether the steps use the trees of beam_nn.c: asked or automatic at large K, never with a
- * trace (tests that need every score), only for tiles of at most 16 values and within NN_BUDGET
- * (the batch size is the scan's either way, so that both give the same bits). */
+ * trace (tests that need every score), only for tiles of at most 16 values and when one tree
+ * fits NN_BUDGET (the batch size is the scan's either way, so that both give the same bits). */
 static int use_nn(const aqi_beam_pass *ps)
 {
     const aqi_beam_config *cfg = ps->cfg;
@@ -405,8 +409,19 @@ static int use_nn(const aqi_beam_pass *ps)
         return 0;
     if (cfg->nn == AQI_BEAM_NN_ON)
         return 1;
-    return ps->K >= AQI_NN_MIN_K
-           && aqi_beam_nn_bytes(ps->K, ps->D) * (size_t)(ps->batch_max * ps->M) <= NN_BUDGET;
+    return ps->K >= AQI_NN_MIN_K && aqi_beam_nn_bytes(ps->K, ps->D) <= NN_BUDGET;
+}
+
+/* Trees held at once: as many steps of a batch as fit NN_BUDGET, but at least one per worker
+ * (they are built in parallel), at most a batch's steps; cfg->nn_steps caps it (tests). */
+static int64_t trees_held(const aqi_beam_pass *ps)
+{
+    const int64_t steps = ps->batch_max * ps->M, workers = aqi_num_workers(ps->layer->ctx);
+    int64_t n = (int64_t)(NN_BUDGET / aqi_beam_nn_bytes(ps->K, ps->D));
+    n = n < workers ? workers : n;
+    if (ps->cfg->nn_steps > 0 && ps->cfg->nn_steps < n)
+        n = ps->cfg->nn_steps;
+    return n < steps ? (n < 1 ? 1 : n) : steps;
 }
 
 /* Sizes: batch and block; then every array. */
@@ -468,9 +483,9 @@ static int setup_pass(aqi_beam_pass *ps, int64_t n_j, int32_t **scratch)
         ps->dW = alloc_array(ctx, dw_floats, sizeof(float), &st);
         ps->dW_codes = alloc_array(ctx, R * (size_t)ps->JM, sizeof(uint16_t), &st);
         if (use_nn(ps)) {
-            const int64_t n_nn = ps->batch_max * ps->M;
-            ps->nn = alloc_array(ctx, (size_t)n_nn, sizeof(aqi_beam_nn), &st);
-            for (int64_t i = 0; i < n_nn && !st; i++)
+            ps->n_nn = trees_held(ps);
+            ps->nn = alloc_array(ctx, (size_t)ps->n_nn, sizeof(aqi_beam_nn), &st);
+            for (int64_t i = 0; i < ps->n_nn && !st; i++)
                 if (aqi_beam_nn_alloc(ctx, &ps->nn[i], ps->K, ps->go, ps->g))
                     st = AQ_ERR_NOMEM;
         }
@@ -515,10 +530,14 @@ static int run_block(aqi_beam_pass *ps)
                                   table_range, ps);
         if (!st && ps->hc_tables)
             st = aqi_parallel_for(ctx, ps->s1 - ps->s0, hc_table_range, ps);
-        if (!st && ps->nn)
-            st = aqi_parallel_for(ctx, ps->s1 - ps->s0, nn_range, ps);
-        if (!st)
-            st = aqi_parallel_for(ctx, ps->R, batch_range, ps);
+        /* the steps in rounds of the trees held (one round without trees) */
+        for (ps->t0 = ps->s0; ps->t0 < ps->s1 && !st; ps->t0 = ps->t1) {
+            ps->t1 = ps->nn && ps->s1 - ps->t0 > ps->n_nn ? ps->t0 + ps->n_nn : ps->s1;
+            if (ps->nn)
+                st = aqi_parallel_for(ctx, ps->t1 - ps->t0, nn_range, ps);
+            if (!st)
+                st = aqi_parallel_for(ctx, ps->R, batch_range, ps);
+        }
     }
     if (st == AQ_ERR_INTERNAL)
         st = aqi_fail(ctx, st, "beam search: the context's thread count changed during the call");

@@ -32,6 +32,7 @@ typedef struct aqi_beam_config {
     int64_t *nn_counts;    /* NULL, or [2] += states queried by trees, codewords they scored */
     int32_t select;        /* AQI_BEAM_SELECT_AUTO, or _TILES: the per-tile selection and per-state
                             * H_jj c_a at any K (tests: the path of K > AQI_BEAM_K_TILE) */
+    int64_t nn_steps;      /* 0: automatic; > 0: at most this many steps' trees held at once (tests) */
 } aqi_beam_config;
 
 /* One beam-search pass over the codes of @p q (codebooks and scales fixed). @p loss_before and

@@ -10,7 +10,7 @@ int aq_beam_search(aq_context *ctx, aq_quant *quant, const float *W, int64_t ld,
     int st = aqi_layer_session_open(&s, ctx, "aq_beam_search", quant, W, ld, H, options);
     if (st)
         return st;
-    aqi_beam_config cfg = {(int32_t)s.v.beam_width, (int32_t)s.v.beam_random_order, 0, 0, 0, NULL, NULL, 0, AQI_BEAM_NN_AUTO, NULL, AQI_BEAM_SELECT_AUTO};
+    aqi_beam_config cfg = {(int32_t)s.v.beam_width, (int32_t)s.v.beam_random_order, 0, 0, 0, NULL, NULL, 0, AQI_BEAM_NN_AUTO, NULL, AQI_BEAM_SELECT_AUTO, 0};
     st = aqi_opt_beam_pass(&s.layer, &s.work, &cfg, NULL, NULL);
     return aqi_layer_session_close(&s, ctx, quant, st);
 }

@@ -66,7 +66,9 @@ typedef struct aqi_beam_pass {
     float *tables;            /* [batch_max·M][Kpad] t_k of each step of the batch, +inf on the padding */
     float *hc_tables;         /* [batch_max·M][K][D] H_jj c_k of each step (aqi_beam_hc), or NULL:
                                * kept when K fits one score tile, where states outnumber codewords */
-    aqi_beam_nn *nn;          /* [batch_max·M] trees of the steps of the batch, or NULL: scan (beam_nn.c) */
+    aqi_beam_nn *nn;          /* [n_nn] trees of the steps [t0, t1) of the batch, or NULL: scan (beam_nn.c) */
+    int64_t n_nn;             /* trees held at once: a batch's steps run in rounds of at most n_nn */
+    int64_t t0, t1;           /* the current round of steps, s0 <= t0 < t1 <= s1 (one round without trees) */
     /* the current block of output groups [p0, p0 + R) */
     int64_t p0, R, R_max;
     uint16_t *codes;          /* [R][width] slots of J·M codes */

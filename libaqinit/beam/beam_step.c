@@ -318,7 +318,7 @@ void aqi_beam_run_step(aqi_beam_pass *ps, aqi_beam_ws *ws, int64_t sb, int64_t s
         return;
     int32_t rows_pad = (rows + AQI_SCORE_ROWS - 1) / AQI_SCORE_ROWS * AQI_SCORE_ROWS;
     memset(ws->U + rows * D, 0, sizeof(float) * (size_t)(rows_pad - rows) * (size_t)D);
-    const aqi_beam_nn *nn = ps->nn ? &ps->nn[step_index - ps->s0] : NULL;
+    const aqi_beam_nn *nn = ps->nn ? &ps->nn[step_index - ps->t0] : NULL;
     /* all K in one tile (e.g. K = 256): the scores are kept and each row's candidates are
      * selected in the group loop below, bounded by what can still enter the group's list */
     const int one_tile = !(nn && nn->ok) && W > 1 && !ps->cfg->trace && ps->cfg->select != AQI_BEAM_SELECT_TILES

@@ -18,7 +18,8 @@ typedef struct aqi_cb_product {
     float *X, *G;
     int64_t chunk_groups;
     int64_t n_shards;
-    double *partials; /* n_shards × (Q + 1) */
+    int64_t n_partials; /* 1 on one rank (each shard added when done), else n_shards */
+    double *partials; /* n_partials × (Q + 1) */
 } aqi_cb_product;
 int aqi_cb_product_init(aqi_cb_product *pr, const aqi_layer *layer, const aq_quant *q);
 int aqi_cb_product_apply(aqi_cb_product *pr, const float *cb, int residual, double *out, double *quad);

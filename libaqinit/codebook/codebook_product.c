@@ -35,7 +35,9 @@ int aqi_cb_product_init(aqi_cb_product *pr, const aqi_layer *layer, const aq_qua
     pr->n_shards = n_blocks < PRODUCT_SHARDS ? n_blocks : PRODUCT_SHARDS;
     pr->X = aqi_alloc(ctx, block * sizeof(float));
     pr->G = pr->X ? aqi_alloc(ctx, block * sizeof(float)) : NULL;
-    pr->partials = pr->G ? aqi_alloc(ctx, (size_t)pr->n_shards * (q->codebooks_count + 1) * sizeof(double)) : NULL;
+    /* one rank adds each shard's partial as soon as it is done; ranks gather all of them */
+    pr->n_partials = aqi_comm_size(ctx) > 1 ? pr->n_shards : 1;
+    pr->partials = pr->G ? aqi_alloc(ctx, (size_t)pr->n_partials * (q->codebooks_count + 1) * sizeof(double)) : NULL;
     int st = aqi_comm_agree(ctx, "the codebook update", pr->partials ? AQ_OK : AQ_ERR_NOMEM);
     if (st != AQ_OK)
         aqi_cb_product_free(pr);
@@ -100,7 +102,20 @@ int aqi_cb_product_apply(aqi_cb_product *pr, const float *cb, int residual, doub
     const size_t Q = q->codebooks_count;
     aq_quant view = *q;
     int64_t c0, c1;
+    double xgx = 0.0;
     view.codebooks = (float *)cb;
+    memset(out, 0, Q * sizeof(double));
+    if (pr->n_partials == 1) { /* one rank: the same sums in the same shard order, one buffer */
+        for (int64_t c = 0; c < pr->n_shards; c++) {
+            apply_shard(pr, &view, residual, c, pr->partials);
+            for (size_t e = 0; e < Q; e++)
+                out[e] += pr->partials[e];
+            xgx += pr->partials[Q];
+        }
+        if (quad)
+            *quad = xgx;
+        return AQ_OK;
+    }
     aqi_comm_my_share(ctx, pr->n_shards, &c0, &c1);
     for (int64_t c = c0; c < c1; c++)
         apply_shard(pr, &view, residual, c, pr->partials + (size_t)c * (Q + 1));
@@ -108,8 +123,6 @@ int aqi_cb_product_apply(aqi_cb_product *pr, const float *cb, int residual, doub
                                 (Q + 1) * sizeof(double));
     if (st != AQ_OK)
         return st;
-    memset(out, 0, Q * sizeof(double));
-    double xgx = 0.0;
     for (int64_t c = 0; c < pr->n_shards; c++) {
         const double *part = pr->partials + (size_t)c * (Q + 1);
         for (size_t e = 0; e < Q; e++)

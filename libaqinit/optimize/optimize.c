@@ -22,7 +22,7 @@ int aq_optimize(aq_context *ctx, aq_quant *quant, const float *W, int64_t ld,
     st = aqi_opt_loss(&s.layer, &s.work, &L_prev, &energy);
     for (int32_t epoch = 0; epoch < max_epochs && !st; epoch++) {
         aqi_beam_config cfg = {(int32_t)s.v.beam_width, (int32_t)s.v.beam_random_order,
-                               (uint64_t)epoch + 1, 0, 0, NULL, NULL, 0, AQI_BEAM_NN_AUTO, NULL, AQI_BEAM_SELECT_AUTO};
+                               (uint64_t)epoch + 1, 0, 0, NULL, NULL, 0, AQI_BEAM_NN_AUTO, NULL, AQI_BEAM_SELECT_AUTO, 0};
         /* the sharded parts of the update agree inside; this catches a rank-local failure of
          * the replicated ones (the exact solve) */
         st = aqi_comm_agree(ctx, "aq_optimize", aqi_opt_update_codebooks(&s.layer, &s.work, &s.v));
