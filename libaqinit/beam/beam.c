@@ -57,6 +57,14 @@
 /* ------------------------------------------------------------------------------------------ */
 /* Per batch: H[:, J_batch] and the tables t_k */
 
+/* H_jj of the step at batch position x (leading dimension ldb): rows J_j of HT, the batch columns
+ * of input group j. */
+static const float *batch_Hjj(const aqi_beam_pass *ps, int64_t x)
+{
+    const aqi_beam_step *st = &ps->steps[ps->s0 + x];
+    return ps->HT + (size_t)st->j * (size_t)ps->g * (size_t)ps->ldb + (size_t)(x / ps->M) * (size_t)ps->g;
+}
+
 /* HT[a][i·g + e] = H[a][j_i·g + e] for the rows a of [begin, end). */
 static int gather_range(void *arg, int64_t begin, int64_t end, int worker)
 {
@@ -84,10 +92,9 @@ static int table_range(void *arg, int64_t begin, int64_t end, int worker)
         int64_t w = x / n_chunks, k0 = x % n_chunks * TABLE_CHUNK;
         int64_t kt = ps->Kpad - k0 < TABLE_CHUNK ? ps->Kpad - k0 : TABLE_CHUNK;
         const aqi_beam_step *st = &ps->steps[ps->s0 + w];
-        const float *Hjj = ps->HT + (size_t)st->j * (size_t)g * (size_t)ps->ldb + (size_t)(w / ps->M) * (size_t)g;
         float *t = ps->tables + w * ps->Kpad;
-        aqi_table_tile(ps->CT + (size_t)st->m * (size_t)ps->D * (size_t)ps->Kpad + k0, ps->Kpad, ps->go, g, Hjj,
-                       ps->ldb, kt, t + k0);
+        aqi_table_tile(ps->CT + (size_t)st->m * (size_t)ps->D * (size_t)ps->Kpad + k0, ps->Kpad, ps->go, g,
+                       batch_Hjj(ps, w), ps->ldb, kt, t + k0);
         for (int64_t k = ps->K > k0 ? ps->K : k0; k < k0 + kt; k++)
             t[k] = INFINITY;
     }
@@ -103,7 +110,7 @@ static int hc_table_range(void *arg, int64_t begin, int64_t end, int worker)
     (void)worker;
     for (int64_t w = begin; w < end; w++) {
         const aqi_beam_step *st = &ps->steps[ps->s0 + w];
-        const float *Hjj = ps->HT + (size_t)st->j * (size_t)g * (size_t)ps->ldb + (size_t)(w / ps->M) * (size_t)g;
+        const float *Hjj = batch_Hjj(ps, w);
         float *hc = ps->hc_tables + (size_t)w * (size_t)ps->K * (size_t)ps->D;
         for (int64_t k = 0; k < ps->K; k++)
             aqi_beam_hc(aqi_codeword(ps->q, st->m, (uint32_t)k), Hjj, ps->ldb, ps->go, g, hc + (size_t)k * (size_t)ps->D);
@@ -121,9 +128,8 @@ static int nn_range(void *arg, int64_t begin, int64_t end, int worker)
     for (int64_t w = begin; w < end; w++) {
         const int64_t x = ps->t0 + w - ps->s0;
         const aqi_beam_step *st = &ps->steps[ps->s0 + x];
-        const float *Hjj = ps->HT + (size_t)st->j * (size_t)ps->g * (size_t)ps->ldb + (size_t)(x / ps->M) * (size_t)ps->g;
-        aqi_beam_nn_build(&ps->nn[w], ps->CT + (size_t)st->m * (size_t)ps->D * (size_t)ps->Kpad, ps->Kpad, ps->K, Hjj,
-                          ps->ldb, ps->tables + x * ps->Kpad, ps->ws[worker].nn_y);
+        aqi_beam_nn_build(&ps->nn[w], ps->CT + (size_t)st->m * (size_t)ps->D * (size_t)ps->Kpad, ps->Kpad, ps->K,
+                          batch_Hjj(ps, x), ps->ldb, ps->tables + x * ps->Kpad, ps->ws[worker].nn_y);
     }
     return 0;
 }
@@ -421,7 +427,7 @@ static int64_t trees_held(const aqi_beam_pass *ps)
     n = n < workers ? workers : n;
     if (ps->cfg->nn_steps > 0 && ps->cfg->nn_steps < n)
         n = ps->cfg->nn_steps;
-    return n < steps ? (n < 1 ? 1 : n) : steps;
+    return n < steps ? n : steps; /* >= 1: workers and cfg->nn_steps are */
 }
 
 /* Sizes: batch and block; then every array. */
@@ -468,6 +474,8 @@ static int setup_pass(aqi_beam_pass *ps, int64_t n_j, int32_t **scratch)
         ps->CT = alloc_array(ctx, (size_t)ps->M * (size_t)ps->D * (size_t)ps->Kpad, sizeof(float), &st);
         ps->HT = alloc_array(ctx, ht_floats, sizeof(float), &st);
         ps->tables = alloc_array(ctx, (size_t)ps->batch_max * (size_t)ps->M * (size_t)ps->Kpad, sizeof(float), &st);
+        ps->select_in_groups = ps->width > 1 && !cfg->trace && cfg->select != AQI_BEAM_SELECT_TILES
+                               && ps->Kpad <= AQI_BEAM_K_TILE;
         /* H_jj c_k per step of a batch, (batch_max·M)·K·D floats, kept up to 4 MiB (2x8 g8: 256 KiB);
          * AQI_BEAM_SELECT_TILES (tests) computes every state's instead */
         if (ps->Kpad <= AQI_BEAM_K_TILE && cfg->select != AQI_BEAM_SELECT_TILES

@@ -69,6 +69,8 @@ typedef struct aqi_beam_pass {
     aqi_beam_nn *nn;          /* [n_nn] trees of the steps [t0, t1) of the batch, or NULL: scan (beam_nn.c) */
     int64_t n_nn;             /* trees held at once: a batch's steps run in rounds of at most n_nn */
     int64_t t0, t1;           /* the current round of steps, s0 <= t0 < t1 <= s1 (one round without trees) */
+    int select_in_groups;     /* all K in one score tile, width > 1, no trace: each state's candidates
+                               * are selected in the group loop (beam_step.c, select_row) */
     /* the current block of output groups [p0, p0 + R) */
     int64_t p0, R, R_max;
     uint16_t *codes;          /* [R][width] slots of J·M codes */

@@ -321,8 +321,7 @@ void aqi_beam_run_step(aqi_beam_pass *ps, aqi_beam_ws *ws, int64_t sb, int64_t s
     const aqi_beam_nn *nn = ps->nn ? &ps->nn[step_index - ps->t0] : NULL;
     /* all K in one tile (e.g. K = 256): the scores are kept and each row's candidates are
      * selected in the group loop below, bounded by what can still enter the group's list */
-    const int one_tile = !(nn && nn->ok) && W > 1 && !ps->cfg->trace && ps->cfg->select != AQI_BEAM_SELECT_TILES
-                         && ps->Kpad <= AQI_BEAM_K_TILE;
+    const int one_tile = ps->select_in_groups && !(nn && nn->ok);
     if (nn && nn->ok)
         aqi_beam_nn_scan(ps, ws, rows, CTm, t, pos, nn);
     else if (W == 1 && !ps->cfg->trace)

@@ -95,6 +95,14 @@ static void apply_shard(aqi_cb_product *pr, const aq_quant *view, int residual, 
     part[q->codebooks_count] = xgx;
 }
 
+/* out += part[0 .. Q), *xgx += part[Q]: one shard's partial, added in shard order. */
+static void add_partial(double *out, double *xgx, const double *part, size_t Q)
+{
+    for (size_t e = 0; e < Q; e++)
+        out[e] += part[e];
+    *xgx += part[Q];
+}
+
 int aqi_cb_product_apply(aqi_cb_product *pr, const float *cb, int residual, double *out, double *quad)
 {
     const aq_quant *q = pr->q;
@@ -108,9 +116,7 @@ int aqi_cb_product_apply(aqi_cb_product *pr, const float *cb, int residual, doub
     if (pr->n_partials == 1) { /* one rank: the same sums in the same shard order, one buffer */
         for (int64_t c = 0; c < pr->n_shards; c++) {
             apply_shard(pr, &view, residual, c, pr->partials);
-            for (size_t e = 0; e < Q; e++)
-                out[e] += pr->partials[e];
-            xgx += pr->partials[Q];
+            add_partial(out, &xgx, pr->partials, Q);
         }
         if (quad)
             *quad = xgx;
@@ -123,12 +129,8 @@ int aqi_cb_product_apply(aqi_cb_product *pr, const float *cb, int residual, doub
                                 (Q + 1) * sizeof(double));
     if (st != AQ_OK)
         return st;
-    for (int64_t c = 0; c < pr->n_shards; c++) {
-        const double *part = pr->partials + (size_t)c * (Q + 1);
-        for (size_t e = 0; e < Q; e++)
-            out[e] += part[e];
-        xgx += part[Q];
-    }
+    for (int64_t c = 0; c < pr->n_shards; c++)
+        add_partial(out, &xgx, pr->partials + (size_t)c * (Q + 1), Q);
     if (quad)
         *quad = xgx;
     return AQ_OK;
